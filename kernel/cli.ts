@@ -1,0 +1,3 @@
+import type { Command } from "../src/util/command.ts";
+
+export const commands: Command[] = [];
