@@ -1,0 +1,316 @@
+import { tf } from "./backend.ts";
+import type { LlamaConfig, LlamaModelData, LlamaProjection, LlamaWeights } from "./types.ts";
+
+/**
+ * The Llama architecture as a TF.js graph, for training (LoRA) and batch scoring: RMSNorm, interleaved
+ * or rotate-half RoPE, grouped-query attention, SwiGLU, tied or untied head. The base weights are
+ * frozen constants; trainable parameters enter through a ProjectionAdapter (LoRA), so the graph never
+ * needs the gradient of the embedding gather (missing on the wasm backend).
+ */
+
+/** Adds a trainable term to a projection's output: y = x W^T + delta(x). */
+export interface ProjectionAdapter {
+  has(layer: number, projection: LlamaProjection): boolean;
+  /** x: [N, in] -> [N, out]. Called inside the caller's tidy/gradient scope. */
+  delta(layer: number, projection: LlamaProjection, x: tf.Tensor2D): tf.Tensor2D;
+}
+
+interface LayerTensors {
+  attnNorm: tf.Tensor1D;
+  ffnNorm: tf.Tensor1D;
+  wo: tf.Tensor2D;
+  w2: tf.Tensor2D;
+  /** q, k and v stacked as one [qOut+kOut+vOut, dim] matrix: one matmul instead of three. */
+  wqkv: tf.Tensor2D;
+  /** gate and up stacked: [2*hidden, dim]. */
+  w13: tf.Tensor2D;
+  bqkv?: tf.Tensor1D;
+}
+
+const headDimOf = (c: LlamaConfig): number => c.dim / c.nHeads;
+
+/** Checks every array length against the config, so a wrong-size file fails here and not as garbage logits. */
+export function checkLlamaModelData(data: LlamaModelData, source: string): void {
+  const c = data.config;
+  const hs = headDimOf(c);
+  if (!Number.isInteger(hs) || hs % 2 !== 0) throw new Error(`${source}: dim ${c.dim} / n_heads ${c.nHeads} is not an even integer head size`);
+  if (c.nHeads % c.nKvHeads !== 0) throw new Error(`${source}: n_heads ${c.nHeads} is not a multiple of n_kv_heads ${c.nKvHeads}`);
+  const expect = (name: string, array: Float32Array | undefined, size: number): void => {
+    if (!array || array.length !== size) throw new Error(`${source}: weight ${name} has ${array?.length ?? "no"} values, expected ${size}`);
+  };
+  const w = data.weights;
+  expect("tokenEmbedding", w.tokenEmbedding, c.vocabSize * c.dim);
+  expect("finalNorm", w.finalNorm, c.dim);
+  expect("lmHead", w.lmHead, c.vocabSize * c.dim);
+  if (w.layers.length !== c.nLayers) throw new Error(`${source}: ${w.layers.length} layers, config says ${c.nLayers}`);
+  const kv = c.nKvHeads * hs;
+  w.layers.forEach((l, i) => {
+    expect(`layers[${i}].attnNorm`, l.attnNorm, c.dim);
+    expect(`layers[${i}].wq`, l.wq, c.dim * c.dim);
+    expect(`layers[${i}].wk`, l.wk, kv * c.dim);
+    expect(`layers[${i}].wv`, l.wv, kv * c.dim);
+    expect(`layers[${i}].wo`, l.wo, c.dim * c.dim);
+    expect(`layers[${i}].ffnNorm`, l.ffnNorm, c.dim);
+    expect(`layers[${i}].w1`, l.w1, c.hiddenDim * c.dim);
+    expect(`layers[${i}].w2`, l.w2, c.dim * c.hiddenDim);
+    expect(`layers[${i}].w3`, l.w3, c.hiddenDim * c.dim);
+  });
+}
+
+/** Output rows of each projection, as [out, in]. */
+export function projectionShape(c: LlamaConfig, p: LlamaProjection): [number, number] {
+  const kv = c.nKvHeads * headDimOf(c);
+  switch (p) {
+    case "wq": return [c.dim, c.dim];
+    case "wk":
+    case "wv": return [kv, c.dim];
+    case "wo": return [c.dim, c.dim];
+    case "w1":
+    case "w3": return [c.hiddenDim, c.dim];
+    case "w2": return [c.dim, c.hiddenDim];
+  }
+}
+
+/**
+ * RoPE tables as run.c computes them, in float32 step by step (freq, then pos*freq, then cos/sin), so
+ * long positions round the same way; `cos`/`sin` are [seq, headDim] with each pair's value repeated
+ * where the pair's two members sit (adjacent for interleaved, j and j+hs/2 for rotate-half).
+ */
+export function ropeTables(c: LlamaConfig, seq: number): { cos: Float32Array; sin: Float32Array; rotate: Float32Array } {
+  const hs = headDimOf(c);
+  const f = Math.fround;
+  const cos = new Float32Array(seq * hs);
+  const sin = new Float32Array(seq * hs);
+  for (let pos = 0; pos < seq; pos++) {
+    for (let j = 0; j < hs / 2; j++) {
+      const freq = f(1 / f(Math.pow(c.ropeTheta, f((2 * j) / hs))));
+      const val = f(pos * freq);
+      const [a, b] = c.ropeStyle === "interleaved" ? [2 * j, 2 * j + 1] : [j, j + hs / 2];
+      cos[pos * hs + a] = cos[pos * hs + b] = Math.cos(val);
+      sin[pos * hs + a] = sin[pos * hs + b] = Math.sin(val);
+    }
+  }
+  // rotate(x) = x @ R: the pair partner with a sign, so that rope(x) = x*cos + rotate(x)*sin.
+  const rotate = new Float32Array(hs * hs);
+  for (let j = 0; j < hs / 2; j++) {
+    const [a, b] = c.ropeStyle === "interleaved" ? [2 * j, 2 * j + 1] : [j, j + hs / 2];
+    rotate[b * hs + a] = -1; // out[a] gets -x[b]
+    rotate[a * hs + b] = 1; // out[b] gets +x[a]
+  }
+  return { cos, sin, rotate };
+}
+
+/** Rows (flat positions) whose logits a loss needs, picked with a gradient that works on every backend. */
+function selectRows(x: tf.Tensor2D, rows: tf.Tensor1D): tf.Tensor2D {
+  const n = x.shape[0];
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([]);
+    return {
+      value: tf.gather(input as tf.Tensor2D, rows),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.reshape(rows, [-1, 1]), dy as tf.Tensor, [n, x.shape[1]]),
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/**
+ * Mean cross-entropy over the given targets from logits [N, V], with the gradient written out
+ * (softmax - onehot) instead of through gather's gradient, which the wasm backend lacks.
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weight: number): tf.Scalar {
+  const [n, v] = logits.shape;
+  if (targets.length !== n) throw new Error(`crossEntropy: ${targets.length} targets for ${n} rows`);
+  const flat = new Int32Array(n);
+  const pairs = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    flat[i] = i * v + targets[i]!;
+    pairs[2 * i] = i;
+    pairs[2 * i + 1] = targets[i]!;
+  }
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const lse = tf.logSumExp(input, 1);
+    const picked = tf.gather(tf.reshape(input, [-1]), tf.tensor1d(flat, "int32"));
+    save([input, lse]);
+    return {
+      value: tf.mul(tf.sum(tf.sub(lse, picked)), weight),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [x, s] = saved as [tf.Tensor2D, tf.Tensor1D];
+        const probs = tf.exp(tf.sub(x, tf.reshape(s, [-1, 1])));
+        const onehot = tf.scatterND(tf.tensor2d(pairs, [n, 2], "int32"), tf.ones([n]), [n, v]);
+        return tf.mul(tf.sub(probs, onehot), tf.mul(dy as tf.Tensor, weight));
+      },
+    };
+  });
+  return f(logits) as tf.Scalar;
+}
+
+export interface ForwardOptions {
+  adapter?: ProjectionAdapter;
+  /** Flat row indices (b*T + t) whose logits to compute; all rows when absent. */
+  rows?: tf.Tensor1D;
+}
+
+export class TfLlama {
+  readonly config: LlamaConfig;
+  private readonly embedding: tf.Tensor2D;
+  private readonly head: tf.Tensor2D;
+  private readonly finalNorm: tf.Tensor1D;
+  private readonly layers: LayerTensors[];
+  private readonly rotate: tf.Tensor2D;
+  private ropeCache?: { seq: number; cos: tf.Tensor; sin: tf.Tensor };
+  private readonly maskCache = new Map<number, tf.Tensor2D>();
+  private disposed = false;
+
+  constructor(data: LlamaModelData, source = "model") {
+    checkLlamaModelData(data, source);
+    const c = (this.config = data.config);
+    const w = data.weights;
+    const kv = c.nKvHeads * headDimOf(c);
+    this.embedding = tf.tensor2d(w.tokenEmbedding, [c.vocabSize, c.dim]);
+    this.head = w.lmHead === w.tokenEmbedding ? this.embedding : tf.tensor2d(w.lmHead, [c.vocabSize, c.dim]);
+    this.finalNorm = tf.tensor1d(w.finalNorm);
+    this.layers = w.layers.map((l) => {
+      const biases = l as Partial<Record<"bq" | "bk" | "bv", Float32Array>>;
+      return {
+        attnNorm: tf.tensor1d(l.attnNorm),
+        ffnNorm: tf.tensor1d(l.ffnNorm),
+        wo: tf.tensor2d(l.wo, projectionShape(c, "wo")),
+        w2: tf.tensor2d(l.w2, projectionShape(c, "w2")),
+        wqkv: tf.tensor2d(concatFloat(l.wq, l.wk, l.wv), [c.dim + 2 * kv, c.dim]),
+        w13: tf.tensor2d(concatFloat(l.w1, l.w3), [2 * c.hiddenDim, c.dim]),
+        bqkv: biases.bq && biases.bk && biases.bv ? tf.tensor1d(concatFloat(biases.bq, biases.bk, biases.bv)) : undefined,
+      };
+    });
+    this.rotate = tf.tensor2d(ropeTables(c, 1).rotate, [headDimOf(c), headDimOf(c)]);
+  }
+
+  static fromData(data: LlamaModelData, source?: string): TfLlama {
+    return new TfLlama(data, source);
+  }
+
+  private rope(seq: number): { cos: tf.Tensor; sin: tf.Tensor } {
+    if (!this.ropeCache || this.ropeCache.seq < seq) {
+      this.ropeCache?.cos.dispose();
+      this.ropeCache?.sin.dispose();
+      const n = Math.max(seq, 64);
+      const t = ropeTables(this.config, n);
+      const hs = headDimOf(this.config);
+      this.ropeCache = { seq: n, cos: tf.keep(tf.tensor4d(t.cos, [1, n, 1, hs])), sin: tf.keep(tf.tensor4d(t.sin, [1, n, 1, hs])) };
+    }
+    const hs = headDimOf(this.config);
+    return {
+      cos: tf.slice(this.ropeCache.cos, [0, 0, 0, 0], [1, seq, 1, hs]),
+      sin: tf.slice(this.ropeCache.sin, [0, 0, 0, 0], [1, seq, 1, hs]),
+    };
+  }
+
+  /** Additive causal mask for one kv group: rows are g query heads x T positions, columns T keys. */
+  private mask(seq: number): tf.Tensor2D {
+    let m = this.maskCache.get(seq);
+    if (!m) {
+      const g = this.config.nHeads / this.config.nKvHeads;
+      const data = new Float32Array(g * seq * seq);
+      for (let r = 0; r < g * seq; r++) for (let col = (r % seq) + 1; col < seq; col++) data[r * seq + col] = -1e9;
+      m = tf.keep(tf.tensor2d(data, [g * seq, seq]));
+      this.maskCache.set(seq, m);
+    }
+    return m;
+  }
+
+  private applyRope(x: tf.Tensor2D, batch: number, seq: number, heads: number, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
+    const hs = headDimOf(this.config);
+    const x4 = tf.reshape(x, [batch, seq, heads, hs]);
+    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hs]), this.rotate), [batch, seq, heads, hs]);
+    return tf.add(tf.mul(x4, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  }
+
+  private rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D): tf.Tensor2D {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.normEps))), w);
+  }
+
+  /** Hidden states after the final norm, [B*T, dim]. `ids` is row-major [batch, seq]. */
+  hidden(ids: Int32Array, batch: number, seq: number, adapter?: ProjectionAdapter): tf.Tensor2D {
+    if (this.disposed) throw new Error("TfLlama: used after dispose()");
+    const c = this.config;
+    if (ids.length !== batch * seq) throw new Error(`TfLlama: ${ids.length} ids for batch ${batch} x seq ${seq}`);
+    if (seq > c.seqLen) throw new Error(`TfLlama: sequence of ${seq} positions exceeds the model's seq_len ${c.seqLen}`);
+    const hs = headDimOf(c);
+    const kvDim = c.nKvHeads * hs;
+    const g = c.nHeads / c.nKvHeads;
+    const { cos, sin } = this.rope(seq);
+    const mask = this.mask(seq);
+    const scale = 1 / Math.sqrt(hs);
+    let x = tf.gather(this.embedding, tf.tensor1d(ids, "int32")) as tf.Tensor2D;
+    this.layers.forEach((L, l) => {
+      const h = this.rmsNorm(x, L.attnNorm);
+      let qkv = tf.matMul(h, L.wqkv, false, true);
+      if (L.bqkv) qkv = tf.add(qkv, L.bqkv);
+      let [q, k, v] = tf.split(qkv, [c.dim, kvDim, kvDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      if (adapter?.has(l, "wq")) q = tf.add(q, adapter.delta(l, "wq", h));
+      if (adapter?.has(l, "wk")) k = tf.add(k, adapter.delta(l, "wk", h));
+      if (adapter?.has(l, "wv")) v = tf.add(v, adapter.delta(l, "wv", h));
+      // Query heads sharing a kv head are laid side by side along the row axis, [B, KV, g*T, hs], so
+      // grouped-query attention is a plain rank-4 batched matmul with no tile or repeat of k and v.
+      const q4 = tf.reshape(tf.transpose(this.applyRope(q, batch, seq, c.nHeads, cos, sin), [0, 2, 1, 3]), [batch, c.nKvHeads, g * seq, hs]);
+      const k4 = tf.transpose(this.applyRope(k, batch, seq, c.nKvHeads, cos, sin), [0, 2, 1, 3]);
+      const v4 = tf.transpose(tf.reshape(v, [batch, seq, c.nKvHeads, hs]), [0, 2, 1, 3]);
+      const scores = tf.add(tf.mul(tf.matMul(q4, k4, false, true), scale), mask);
+      const grouped = tf.matMul(tf.softmax(scores), v4); // [B, KV, g*T, hs]
+      const attn = tf.reshape(tf.transpose(tf.reshape(grouped, [batch, c.nHeads, seq, hs]), [0, 2, 1, 3]), [batch * seq, c.dim]) as tf.Tensor2D;
+      let o = tf.matMul(attn, L.wo, false, true);
+      if (adapter?.has(l, "wo")) o = tf.add(o, adapter.delta(l, "wo", attn));
+      x = tf.add(x, o);
+      const h2 = this.rmsNorm(x, L.ffnNorm);
+      let [gate, up] = tf.split(tf.matMul(h2, L.w13, false, true), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+      if (adapter?.has(l, "w1")) gate = tf.add(gate, adapter.delta(l, "w1", h2));
+      if (adapter?.has(l, "w3")) up = tf.add(up, adapter.delta(l, "w3", h2));
+      const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D;
+      let down = tf.matMul(act, L.w2, false, true);
+      if (adapter?.has(l, "w2")) down = tf.add(down, adapter.delta(l, "w2", act));
+      x = tf.add(x, down);
+    });
+    return this.rmsNorm(x, this.finalNorm);
+  }
+
+  /** Logits [B*T, V] (or [rows, V] when `rows` is given). Caller disposes (or wraps in tf.tidy). */
+  forward(ids: Int32Array, batch: number, seq: number, options: ForwardOptions = {}): tf.Tensor2D {
+    let h = this.hidden(ids, batch, seq, options.adapter);
+    if (options.rows) h = selectRows(h, options.rows);
+    return tf.matMul(h, this.head, false, true);
+  }
+
+  /** Logits as plain arrays, [B*T*V] row-major. */
+  logits(ids: Int32Array, batch: number, seq: number, adapter?: ProjectionAdapter): Float32Array {
+    const t = tf.tidy(() => this.forward(ids, batch, seq, { adapter }));
+    try {
+      return t.dataSync() as Float32Array;
+    } finally {
+      t.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const all: tf.Tensor[] = [this.embedding, this.finalNorm, this.rotate, ...this.maskCache.values()];
+    if (this.head !== this.embedding) all.push(this.head);
+    if (this.ropeCache) all.push(this.ropeCache.cos, this.ropeCache.sin);
+    for (const L of this.layers) all.push(L.attnNorm, L.ffnNorm, L.wqkv, L.w13, L.wo, L.w2, ...(L.bqkv ? [L.bqkv] : []));
+    tf.dispose(all);
+  }
+}
+
+function concatFloat(...parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+export type { LlamaWeights };
