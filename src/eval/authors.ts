@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { InputError } from "../util/errors.ts";
-import type { BenchmarkRow, Prediction } from "./io.ts";
+import type { EvalBenchmarkRow, EvalPrediction } from "./io.ts";
 
 /** RFC 4180 CSV: quoted fields with "" escapes and embedded newlines; CRLF or LF. */
 export function parseCsv(text: string): string[][] {
@@ -107,14 +107,14 @@ const readBool = (v: unknown): boolean | null => (v === true || v === "True" || 
 
 export interface AuthorsRecords {
   model: string;
-  rows: BenchmarkRow[];
-  predictions: Prediction[];
+  rows: EvalBenchmarkRow[];
+  predictions: EvalPrediction[];
   /** Their stored verdicts, by id (null where the cell was missing or not True/False). */
   stored: Map<string, { known_correct: boolean | null; unknown_correct: boolean | null }>;
 }
 
 /** Splits an authors' result-records table into benchmark rows, predictions and stored verdicts. */
-export function readAuthorsRecords(path: string, checkRow: (value: Record<string, unknown>, line: number, seen: Map<string, number>) => BenchmarkRow): AuthorsRecords {
+export function readAuthorsRecords(path: string, checkRow: (value: Record<string, unknown>, line: number, seen: Map<string, number>) => EvalBenchmarkRow): AuthorsRecords {
   const records = readAuthorsTable(path);
   const model = recordsModel(Object.keys(records[0]?.value ?? {}));
   if (!model) throw new InputError(path, undefined, "{model}_pos_answer", "not a result-records file: no {model}_pos_answer / {model}_neg_answer columns");

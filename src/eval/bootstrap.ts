@@ -10,7 +10,7 @@ import {
   averagePrecision,
   auroc,
   BOOTSTRAP_METRICS,
-  checkInputs,
+  checkCalibrationInputs,
   DEFAULT_BINS,
   ece,
   eceClasswise,
@@ -54,7 +54,7 @@ export interface BootstrapResult {
 }
 
 export function bootstrapMetrics(labels: ArrayLike<number>, confidences: ArrayLike<number>, options: BootstrapOptions = {}): BootstrapResult {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const seed = options.seed ?? 0;
   const draws = options.draws ?? 1000;
   const level = options.level ?? 0.95;
@@ -170,7 +170,7 @@ export interface CalibrationOptions extends BootstrapOptions {
 
 /** Every metric of calibration.md with the field names of the test vectors. */
 export function calibrationReport(labels: ArrayLike<number>, confidences: ArrayLike<number>, options: CalibrationOptions = {}): CalibrationReport {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const n = y.length;
   const base = y.reduce((s, v) => s + v, 0) / n;
   const scalars = scalarMetrics(y, c);

@@ -9,7 +9,7 @@ export const DEFAULT_BINS = 15;
 export const NLL_EPS = 1e-15;
 
 /** Checks the inputs; clamps confidences outside [0,1] by at most 1e-12; names the bad index. */
-export function checkInputs(labels: ArrayLike<number>, confidences: ArrayLike<number>): { y: number[]; c: number[] } {
+export function checkCalibrationInputs(labels: ArrayLike<number>, confidences: ArrayLike<number>): { y: number[]; c: number[] } {
   if (labels.length !== confidences.length) throw new Error(`labels has ${labels.length} items but confidences has ${confidences.length}`);
   if (labels.length === 0) throw new Error("calibration metrics need at least one item");
   const y: number[] = new Array(labels.length);
@@ -92,7 +92,7 @@ function summarise(groups: readonly number[][], y: readonly number[], c: readonl
 const eceOf = (t: BinTable, n: number): number => t.counts.reduce((s, k, b) => (k ? s + (k / n) * t.gap[b]! : s), 0);
 
 export function reliabilityBins(labels: ArrayLike<number>, confidences: ArrayLike<number>, bins = DEFAULT_BINS): ReliabilityBins {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const edges = binEdges(bins);
   const index = c.map((v) => equalWidthBin(v, edges));
   const groups: number[][] = Array.from({ length: bins }, () => []);
@@ -105,7 +105,7 @@ export const ascendingOrder = (c: readonly number[]): number[] => c.map((_, i) =
 
 /** Equal-mass bins: stable sort, then numpy.array_split sizes (the first n mod M get one more). */
 export function equalMassBins(labels: ArrayLike<number>, confidences: ArrayLike<number>, bins = DEFAULT_BINS, order?: readonly number[]): BinTable {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const sorted = order ?? ascendingOrder(c);
   const q = Math.floor(c.length / bins);
   const r = c.length % bins;
@@ -137,7 +137,7 @@ export function mce(labels: ArrayLike<number>, confidences: ArrayLike<number>, b
 
 /** Top-label view: confidence max(c, 1-c), label = whether the decision c >= 0.5 was right. */
 export function topLabel(labels: ArrayLike<number>, confidences: ArrayLike<number>): { labels: number[]; confidences: number[] } {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   return {
     confidences: c.map((v) => Math.max(v, 1 - v)),
     labels: c.map((v, i) => ((v >= 0.5 ? 1 : 0) === y[i] ? 1 : 0)),
@@ -150,18 +150,18 @@ export function eceTopLabel(labels: ArrayLike<number>, confidences: ArrayLike<nu
 }
 
 export function eceClasswise(labels: ArrayLike<number>, confidences: ArrayLike<number>, bins = DEFAULT_BINS): number {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   return 0.5 * (ece(y, c, bins) + ece(y.map((v) => 1 - v), c.map((v) => 1 - v), bins));
 }
 
 export function brier(labels: ArrayLike<number>, confidences: ArrayLike<number>): number {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   return c.reduce((s, v, i) => s + (v - y[i]!) ** 2, 0) / c.length;
 }
 
 /** Mean negative log-likelihood in nats, confidences clipped to [eps, 1 - eps] first. */
 export function nll(labels: ArrayLike<number>, confidences: ArrayLike<number>, eps = NLL_EPS): { value: number; clippedRows: number } {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   let total = 0;
   let clipped = 0;
   for (let i = 0; i < c.length; i++) {
@@ -180,7 +180,7 @@ export interface Maybe {
 
 /** AUROC as the Mann-Whitney statistic with average ranks for ties (= sklearn roc_auc_score). */
 export function auroc(labels: ArrayLike<number>, confidences: ArrayLike<number>, order?: readonly number[]): Maybe {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const pos = y.reduce((s, v) => s + v, 0);
   const neg = y.length - pos;
   if (pos === 0 || neg === 0) return { value: null, reason: `only one class present (${pos} positive, ${neg} negative)` };
@@ -206,7 +206,7 @@ export interface Thresholds {
 
 /** One threshold per distinct confidence, decreasing, with cumulative counts (ties never split). */
 export function thresholdsDescending(labels: ArrayLike<number>, confidences: ArrayLike<number>, order?: readonly number[]): Thresholds {
-  const { y, c } = checkInputs(labels, confidences);
+  const { y, c } = checkCalibrationInputs(labels, confidences);
   const sorted = order ?? ascendingOrder(c);
   const out: Thresholds = { threshold: [], tp: [], fp: [] };
   let tp = 0;

@@ -1,10 +1,10 @@
-/** Evaluation: the seed's metrics, runners over any model, calibration. */
+/** Evaluation: the seed's metrics, runners over any model, calibration. Names are unique across areas. */
 export * from "./scoring.ts";
 export * from "./baselines.ts";
 export * from "./calibration.ts";
 export * from "./bootstrap.ts";
-export * from "./confidence.ts";
-export * from "./io.ts";
-export * from "./authors.ts";
+export { answerConfidence, labelProbability, refusalProbability, samplingConfidence, type AnswerConfidence, type LabelProbability } from "./confidence.ts";
+export { readBenchmark, readPredictions, joinPredictions, type EvalBenchmarkRow, type EvalPrediction } from "./io.ts";
+export { parseCsv, readAuthorsTable, readAuthorsRecords, type AuthorsRecords } from "./authors.ts";
 export * from "./score.ts";
 export { pythonListRepr, pythonStrRepr, parsePythonList, pyFixed, roundPy } from "./python.ts";

@@ -9,7 +9,7 @@ import { InputError } from "../util/errors.ts";
 import { readAuthorsTable } from "./authors.ts";
 import { parsePythonList } from "./python.ts";
 
-export interface BenchmarkRow {
+export interface EvalBenchmarkRow {
   /** As written in the file (a number in ours, a string in the authors' export). */
   id: string | number;
   context: string;
@@ -20,7 +20,7 @@ export interface BenchmarkRow {
   [extra: string]: unknown;
 }
 
-export interface Prediction {
+export interface EvalPrediction {
   id: string | number;
   pos_prediction: string;
   neg_prediction: string;
@@ -72,7 +72,7 @@ function checkId(file: string, value: Record<string, unknown>, line: number, see
 }
 
 /** Validates one benchmark record; `line` is its line (JSONL) or row (CSV) number. */
-export function checkBenchmarkRow(file: string, value: Record<string, unknown>, line: number, seen: Map<string, number>): BenchmarkRow {
+export function checkBenchmarkRow(file: string, value: Record<string, unknown>, line: number, seen: Map<string, number>): EvalBenchmarkRow {
   const id = checkId(file, value, line, seen);
   const context = requireText(file, value, line, "context");
   const posQuery = requireText(file, value, line, "pos_query");
@@ -92,7 +92,7 @@ export function checkBenchmarkRow(file: string, value: Record<string, unknown>, 
 }
 
 /** Reads a benchmark: JSONL (ours), or the authors' layout as .csv / .json (see authors.ts). */
-export function readBenchmark(path: string): BenchmarkRow[] {
+export function readBenchmark(path: string): EvalBenchmarkRow[] {
   const ext = extname(path).toLowerCase();
   const records = ext === ".csv" || ext === ".json" ? readAuthorsTable(path) : readJsonl(path);
   const seen = new Map<string, number>();
@@ -102,7 +102,7 @@ export function readBenchmark(path: string): BenchmarkRow[] {
 }
 
 /** Reads predictions `{"id", "pos_prediction", "neg_prediction"}`, one JSON object per line. */
-export function readPredictions(path: string): Prediction[] {
+export function readPredictions(path: string): EvalPrediction[] {
   const seen = new Map<string, number>();
   return readJsonl(path).map(({ line, value }) => {
     const id = checkId(path, value, line, seen);
@@ -121,17 +121,17 @@ export function readPredictions(path: string): Prediction[] {
  * not in the benchmark is always an error.
  */
 export function joinPredictions(
-  benchmark: readonly BenchmarkRow[],
-  predictions: readonly Prediction[],
+  benchmark: readonly EvalBenchmarkRow[],
+  predictions: readonly EvalPrediction[],
   files: { benchmark: string; predictions: string },
   partial = false,
-): { pairs: { row: BenchmarkRow; prediction: Prediction }[]; missing: (string | number)[] } {
+): { pairs: { row: EvalBenchmarkRow; prediction: EvalPrediction }[]; missing: (string | number)[] } {
   const byId = new Map(predictions.map((p) => [idKey(p.id), p]));
   const known = new Set(benchmark.map((r) => idKey(r.id)));
   for (const p of predictions) {
     if (!known.has(idKey(p.id))) throw new InputError(files.predictions, `id ${JSON.stringify(p.id)}`, "id", `not in the benchmark ${files.benchmark}`);
   }
-  const pairs: { row: BenchmarkRow; prediction: Prediction }[] = [];
+  const pairs: { row: EvalBenchmarkRow; prediction: EvalPrediction }[] = [];
   const missing: (string | number)[] = [];
   for (const row of benchmark) {
     const prediction = byId.get(idKey(row.id));

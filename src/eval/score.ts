@@ -1,6 +1,6 @@
 /** Scoring whole files: benchmark + predictions, or the authors' result records, under one metric. */
 import { readAuthorsRecords } from "./authors.ts";
-import { checkBenchmarkRow, idKey, joinPredictions, readBenchmark, readPredictions, type BenchmarkRow, type Prediction } from "./io.ts";
+import { checkBenchmarkRow, idKey, joinPredictions, readBenchmark, readPredictions, type EvalBenchmarkRow, type EvalPrediction } from "./io.ts";
 import { roundPy } from "./python.ts";
 import { DEFAULT_METRIC, scoreRow, summarizeRows, type Accuracies, type MetricVariant, type RowScore } from "./scoring.ts";
 
@@ -18,7 +18,7 @@ export interface ScoreOptions {
   files?: { benchmark: string; predictions: string };
 }
 
-export function scorePredictions(benchmark: readonly BenchmarkRow[], predictions: readonly Prediction[], options: ScoreOptions = {}): ScoreReport {
+export function scorePredictions(benchmark: readonly EvalBenchmarkRow[], predictions: readonly EvalPrediction[], options: ScoreOptions = {}): ScoreReport {
   const metric = options.metric ?? DEFAULT_METRIC;
   const files = options.files ?? { benchmark: "benchmark", predictions: "predictions" };
   const { pairs, missing } = joinPredictions(benchmark, predictions, files, options.partial);
