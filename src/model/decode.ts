@@ -1,0 +1,359 @@
+/**
+ * The fast decode path: a hand-written typed-array Llama forward on CPU, the same arithmetic as
+ * llama2.c's run.c (RMSNorm, RoPE, GQA attention, SwiGLU), reading the shared LlamaWeights in place.
+ * Several rows go through each layer together (one token each of several sequences, or all positions
+ * of one sequence), so each weight row is loaded once per batch instead of once per token.
+ * Sums accumulate in float64 (JS numbers) and are stored as float32; the RoPE angles are rounded to
+ * float32 as run.c and PyTorch compute them, which keeps logits within ~1e-6 of run.c's.
+ */
+import type { LlamaConfig, LlamaModelData, LlamaWeights } from "./types.ts";
+
+/** Keys and values of one sequence: [layer][kvHead][position][headSize], so one head's history is contiguous. */
+export class KvCache {
+  readonly key: Float32Array;
+  readonly value: Float32Array;
+  /** Positions filled so far: the next token goes to position `length`. */
+  length = 0;
+  constructor(
+    readonly config: LlamaConfig,
+    readonly capacity: number = config.seqLen,
+  ) {
+    const kvDim = (config.dim / config.nHeads) * config.nKvHeads;
+    this.key = new Float32Array(config.nLayers * capacity * kvDim);
+    this.value = new Float32Array(config.nLayers * capacity * kvDim);
+  }
+  /** Forgets positions from `length` on (e.g. to re-use a shared prompt prefix). */
+  truncate(length: number): void {
+    if (length < 0 || length > this.length) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${length}`);
+    this.length = length;
+  }
+}
+
+/** y[b*d + i] = sum_j w[i*n + j] x[b*n + j] for b < rows: W [d, n] row-major, four rows of W per pass. */
+export function matmul(y: Float32Array, x: Float32Array, w: Float32Array, n: number, d: number, rows = 1): void {
+  let i = 0;
+  for (; i + 4 <= d; i += 4) {
+    const r0 = i * n;
+    const r1 = r0 + n;
+    const r2 = r1 + n;
+    const r3 = r2 + n;
+    for (let b = 0; b < rows; b++) {
+      const xo = b * n;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let j = 0; j < n; j++) {
+        const xv = x[xo + j]!;
+        s0 += w[r0 + j]! * xv;
+        s1 += w[r1 + j]! * xv;
+        s2 += w[r2 + j]! * xv;
+        s3 += w[r3 + j]! * xv;
+      }
+      const yo = b * d + i;
+      y[yo] = s0;
+      y[yo + 1] = s1;
+      y[yo + 2] = s2;
+      y[yo + 3] = s3;
+    }
+  }
+  for (; i < d; i++) {
+    const r0 = i * n;
+    for (let b = 0; b < rows; b++) {
+      const xo = b * n;
+      let s0 = 0;
+      for (let j = 0; j < n; j++) s0 += w[r0 + j]! * x[xo + j]!;
+      y[b * d + i] = s0;
+    }
+  }
+}
+
+function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, dim: number, rows: number, eps: number): void {
+  for (let b = 0; b < rows; b++) {
+    const o = b * dim;
+    let ss = 0;
+    for (let j = 0; j < dim; j++) ss += x[o + j]! * x[o + j]!;
+    const scale = 1 / Math.sqrt(ss / dim + eps);
+    for (let j = 0; j < dim; j++) out[o + j] = weight[j]! * (scale * x[o + j]!);
+  }
+}
+
+/** Work buffers for a batch of up to `capacity` rows. */
+class Scratch {
+  x: Float32Array;
+  xb: Float32Array;
+  xb2: Float32Array;
+  hb: Float32Array;
+  hb2: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  att: Float64Array;
+  logits: Float32Array;
+  constructor(c: LlamaConfig, kvDim: number, readonly capacity: number, attLen: number) {
+    this.x = new Float32Array(capacity * c.dim);
+    this.xb = new Float32Array(capacity * c.dim);
+    this.xb2 = new Float32Array(capacity * c.dim);
+    this.hb = new Float32Array(capacity * c.hiddenDim);
+    this.hb2 = new Float32Array(capacity * c.hiddenDim);
+    this.q = new Float32Array(capacity * c.dim);
+    this.k = new Float32Array(capacity * kvDim);
+    this.v = new Float32Array(capacity * kvDim);
+    this.att = new Float64Array(attLen);
+    this.logits = new Float32Array(capacity * c.vocabSize);
+  }
+}
+
+export class Decoder {
+  readonly config: LlamaConfig;
+  readonly weights: LlamaWeights;
+  private readonly headSize: number;
+  private readonly kvDim: number;
+  private readonly kvMul: number;
+  private readonly cos: Float32Array;
+  private readonly sin: Float32Array;
+  private scratch: Scratch;
+
+  constructor(model: LlamaModelData) {
+    const c = (this.config = model.config);
+    this.weights = model.weights;
+    this.headSize = c.dim / c.nHeads;
+    this.kvDim = this.headSize * c.nKvHeads;
+    this.kvMul = c.nHeads / c.nKvHeads;
+    // Angles as run.c computes them: freq = 1/powf(theta, 2j/hs), val = pos*freq, all in float32.
+    const half = this.headSize / 2;
+    this.cos = new Float32Array(c.seqLen * half);
+    this.sin = new Float32Array(c.seqLen * half);
+    for (let j = 0; j < half; j++) {
+      const freq = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * j) / this.headSize))));
+      for (let p = 0; p < c.seqLen; p++) {
+        const val = Math.fround(p * freq);
+        this.cos[p * half + j] = Math.cos(val);
+        this.sin[p * half + j] = Math.sin(val);
+      }
+    }
+    this.scratch = new Scratch(c, this.kvDim, 1, c.seqLen);
+  }
+
+  newCache(capacity = this.config.seqLen): KvCache {
+    if (capacity > this.config.seqLen) throw new RangeError(`cache capacity ${capacity} exceeds the model's ${this.config.seqLen} positions`);
+    return new KvCache(this.config, capacity);
+  }
+
+  /** Feeds one token to one sequence; returns its next-token logits (a view, valid until the next call). */
+  step(cache: KvCache, token: number): Float32Array {
+    return this.forward([cache], [token], [cache.length], 1).subarray(0, this.config.vocabSize);
+  }
+
+  /** One token for each of several sequences; returns logits [caches.length, vocab] (a view). */
+  stepBatch(caches: KvCache[], tokens: number[]): Float32Array {
+    return this.forward(caches, tokens, caches.map((c) => c.length), caches.length);
+  }
+
+  /**
+   * Appends `tokens` to one sequence in a single batched pass; returns the logits of the last position,
+   * or of every fed position ([tokens.length, vocab]) when `all` is set (a view either way).
+   */
+  prefill(cache: KvCache, tokens: number[], all = false): Float32Array {
+    if (tokens.length === 0) throw new RangeError("prefill needs at least one token");
+    const start = cache.length;
+    const caches = tokens.map(() => cache);
+    const positions = tokens.map((_, i) => start + i);
+    const logits = this.forward(caches, tokens, positions, all ? tokens.length : 1);
+    return logits.subarray(0, (all ? tokens.length : 1) * this.config.vocabSize);
+  }
+
+  /** Logits at every position of `tokens` from an empty context: [tokens.length, vocab], a fresh array. */
+  forwardAll(tokens: number[]): Float32Array {
+    return this.prefill(this.newCache(tokens.length), tokens, true).slice();
+  }
+
+  /**
+   * The forward pass for rows (cache[r], token[r], position[r]). Rows of the same cache must be
+   * consecutive positions in order; keys and values of all rows are stored before attention, so each
+   * row sees exactly positions 0..its own. Logits are computed for the last `logitRows` rows only
+   * (prefill needs just the last), and returned starting at row 0 of the logits buffer.
+   */
+  private forward(caches: KvCache[], tokens: number[], positions: number[], logitRows: number): Float32Array {
+    const c = this.config;
+    const w = this.weights;
+    const B = tokens.length;
+    const dim = c.dim;
+    for (let r = 0; r < B; r++) {
+      const token = tokens[r]!;
+      if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) throw new RangeError(`token id ${token} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      if (positions[r]! >= caches[r]!.capacity) throw new RangeError(`position ${positions[r]} is beyond the context of ${caches[r]!.capacity} positions`);
+    }
+    if (this.scratch.capacity < B) this.scratch = new Scratch(c, this.kvDim, Math.max(B, this.scratch.capacity * 2), c.seqLen);
+    const s = this.scratch;
+    for (let r = 0; r < B; r++) s.x.set(w.tokenEmbedding.subarray(tokens[r]! * dim, (tokens[r]! + 1) * dim), r * dim);
+    for (let l = 0; l < c.nLayers; l++) {
+      this.attentionBlock(l, s, caches, positions, B);
+      this.ffnBlock(l, s, B);
+    }
+    for (let r = 0; r < B; r++) caches[r]!.length = positions[r]! + 1;
+    const last = s.x.subarray((B - logitRows) * dim, B * dim);
+    rmsnorm(last, last, w.finalNorm, dim, logitRows, c.normEps);
+    matmul(s.logits, last, w.lmHead, dim, c.vocabSize, logitRows);
+    return s.logits;
+  }
+
+  private attentionBlock(l: number, s: Scratch, caches: KvCache[], positions: number[], B: number): void {
+    const c = this.config;
+    const layer = this.weights.layers[l]!;
+    const { dim, nHeads, nKvHeads } = c;
+    const { headSize, kvDim, kvMul } = this;
+    const half = headSize / 2;
+    const interleaved = c.ropeStyle === "interleaved";
+    const scale = 1 / Math.sqrt(headSize);
+    rmsnorm(s.xb, s.x, layer.attnNorm, dim, B, c.normEps);
+    matmul(s.q, s.xb, layer.wq, dim, dim, B);
+    matmul(s.k, s.xb, layer.wk, dim, kvDim, B);
+    matmul(s.v, s.xb, layer.wv, dim, kvDim, B);
+    for (let r = 0; r < B; r++) {
+      const to = positions[r]! * half;
+      for (let h = 0; h < nHeads; h++) rope(s.q, r * dim + h * headSize, this.cos, this.sin, to, half, interleaved);
+      for (let h = 0; h < nKvHeads; h++) rope(s.k, r * kvDim + h * headSize, this.cos, this.sin, to, half, interleaved);
+      const cache = caches[r]!;
+      for (let h = 0; h < nKvHeads; h++) {
+        const at = ((l * nKvHeads + h) * cache.capacity + positions[r]!) * headSize;
+        copy(cache.key, at, s.k, r * kvDim + h * headSize, headSize);
+        copy(cache.value, at, s.v, r * kvDim + h * headSize, headSize);
+      }
+    }
+    for (let r = 0; r < B; r++) {
+      const cache = caches[r]!;
+      for (let h = 0; h < nHeads; h++) {
+        const ko = (l * nKvHeads + Math.floor(h / kvMul)) * cache.capacity * headSize;
+        attend(s.xb, s.q, r * dim + h * headSize, cache.key, cache.value, ko, positions[r]!, headSize, scale, s.att);
+      }
+    }
+    matmul(s.xb2, s.xb, layer.wo, dim, dim, B);
+    addInto(s.x, s.xb2, B * dim);
+  }
+
+  private ffnBlock(l: number, s: Scratch, B: number): void {
+    const c = this.config;
+    const layer = this.weights.layers[l]!;
+    rmsnorm(s.xb, s.x, layer.ffnNorm, c.dim, B, c.normEps);
+    matmul(s.hb, s.xb, layer.w1, c.dim, c.hiddenDim, B);
+    matmul(s.hb2, s.xb, layer.w3, c.dim, c.hiddenDim, B);
+    swiglu(s.hb, s.hb2, B * c.hiddenDim);
+    matmul(s.xb, s.hb, layer.w2, c.hiddenDim, c.dim, B);
+    addInto(s.x, s.xb, B * c.dim);
+  }
+}
+
+function addInto(x: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) x[i] += y[i]!;
+}
+
+function copy(dst: Float32Array, at: number, src: Float32Array, from: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
+}
+
+/** silu(gate) * up, in place in gate. */
+function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]!;
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i]!;
+  }
+}
+
+/**
+ * One head's causal attention for one row: softmax(q.k * scale) over positions 0..pos, times v, into
+ * out[qo..]. Keys and values of one kv head are contiguous [pos][headSize] (see KvCache), so four
+ * positions share each q load, and the value pass runs over positions in the inner loop: head sizes
+ * are small (8 to 128) and long inner loops are what the JIT makes fast.
+ */
+function attend(
+  out: Float32Array,
+  q: Float32Array,
+  qo: number,
+  keys: Float32Array,
+  values: Float32Array,
+  ko: number,
+  pos: number,
+  hs: number,
+  scale: number,
+  att: Float64Array,
+): void {
+  const n = pos + 1;
+  let max = -Infinity;
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const k0 = ko + t * hs;
+    const k1 = k0 + hs;
+    const k2 = k1 + hs;
+    const k3 = k2 + hs;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0; i < hs; i++) {
+      const qi = q[qo + i]!;
+      s0 += qi * keys[k0 + i]!;
+      s1 += qi * keys[k1 + i]!;
+      s2 += qi * keys[k2 + i]!;
+      s3 += qi * keys[k3 + i]!;
+    }
+    s0 *= scale;
+    s1 *= scale;
+    s2 *= scale;
+    s3 *= scale;
+    att[t] = s0;
+    att[t + 1] = s1;
+    att[t + 2] = s2;
+    att[t + 3] = s3;
+    max = Math.max(max, s0, s1, s2, s3);
+  }
+  for (; t < n; t++) {
+    const k0 = ko + t * hs;
+    let s0 = 0;
+    for (let i = 0; i < hs; i++) s0 += q[qo + i]! * keys[k0 + i]!;
+    s0 *= scale;
+    att[t] = s0;
+    if (s0 > max) max = s0;
+  }
+  let sum = 0;
+  for (let t = 0; t < n; t++) {
+    const e = Math.exp(att[t]! - max);
+    att[t] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let i = 0; i < hs; i++) {
+    let a0 = 0;
+    let a1 = 0;
+    let t = 0;
+    let vt = ko + i;
+    for (; t + 2 <= n; t += 2, vt += 2 * hs) {
+      a0 += att[t]! * values[vt]!;
+      a1 += att[t + 1]! * values[vt + hs]!;
+    }
+    if (t < n) a0 += att[t]! * values[vt]!;
+    out[qo + i] = (a0 + a1) * inv;
+  }
+}
+
+function rope(vec: Float32Array, o: number, cos: Float32Array, sin: Float32Array, to: number, half: number, interleaved: boolean): void {
+  if (interleaved) {
+    for (let j = 0; j < half; j++) {
+      const fc = cos[to + j]!;
+      const fs = sin[to + j]!;
+      const v0 = vec[o + 2 * j]!;
+      const v1 = vec[o + 2 * j + 1]!;
+      vec[o + 2 * j] = v0 * fc - v1 * fs;
+      vec[o + 2 * j + 1] = v0 * fs + v1 * fc;
+    }
+  } else {
+    for (let j = 0; j < half; j++) {
+      const fc = cos[to + j]!;
+      const fs = sin[to + j]!;
+      const v0 = vec[o + j]!;
+      const v1 = vec[o + j + half]!;
+      vec[o + j] = v0 * fc - v1 * fs;
+      vec[o + j + half] = v0 * fs + v1 * fc;
+    }
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * Text generation and scoring on the fast decoder: greedy or sampled (run.c's sampler), stop strings,
+ * max new tokens, batched prompts stepping together, a streaming async iterator, and token
+ * log-probabilities of given continuations (for calibration: P("Sufficient") vs P("Insufficient")).
+ * `Sequence` is the step-able state behind all of them, so the server can batch requests itself.
+ */
+import { Decoder, type KvCache } from "./decode.ts";
+import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
+import { Sampler } from "./sampler.ts";
+import type { Tokenizer } from "./tokenizer.ts";
+import type { LlamaModelData } from "./types.ts";
+
+export type DecodeModel = LlamaModelData | Decoder;
+
+export interface GenerateOptions {
+  /** Tokens to generate at most (default 256); also bounded by the model's context. */
+  maxNewTokens?: number;
+  /** 0 (default) is greedy argmax. */
+  temperature?: number;
+  /** Nucleus sampling threshold, 1 (default) disables it. */
+  topP?: number;
+  /** Seed of run.c's xorshift generator (default 0, i.e. a fixed sequence). */
+  seed?: number | bigint;
+  /** Generation ends before the first occurrence of any of these; the text excludes it. */
+  stop?: string[];
+  /** Token ids that end generation (default: the tokenizer's EOS and BOS, as run.c stops on BOS). */
+  stopTokens?: number[];
+  /** Prepend BOS to the prompt (default true). */
+  bos?: boolean;
+  /** Also return each generated token's log-probability and the `topLogprobs` best alternatives. */
+  logprobs?: boolean;
+  topLogprobs?: number;
+}
+
+export interface TokenLogprob {
+  token: number;
+  text: string;
+  logprob: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** Generated ids, without the stop token. */
+  tokenIds: number[];
+  promptTokens: number[];
+  finishReason: "stop" | "length";
+  /** Log-probabilities (under the model, before temperature) of tokenIds, when asked for. */
+  logprobs?: TokenLogprob[];
+  topLogprobs?: TokenLogprob[][];
+}
+
+const decoders = new WeakMap<LlamaModelData, Decoder>();
+/** One Decoder (and its RoPE tables and buffers) per model. */
+export function decoderFor(model: DecodeModel): Decoder {
+  if (model instanceof Decoder) return model;
+  let d = decoders.get(model);
+  if (!d) decoders.set(model, (d = new Decoder(model)));
+  return d;
+}
+
+/** The text of a single token as it reads inside a sequence (with its leading space). */
+export function tokenText(tokenizer: Tokenizer, id: number): string {
+  if (tokenizer instanceof Llama2cTokenizer) return new TextDecoder().decode(tokenizer.decodePiece(-1, id));
+  return tokenizer.decode([id]);
+}
+
+/** log softmax of logits[0..n) at index `id`, and the log normaliser. */
+export function logSumExp(logits: ArrayLike<number>, n = logits.length): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(logits[i]! - max);
+  return max + Math.log(sum);
+}
+
+/** The `k` most likely next tokens with their log-probabilities, best first. */
+export function topTokens(tokenizer: Tokenizer, logits: Float32Array, k: number, lse = logSumExp(logits)): TokenLogprob[] {
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    if (ids.length < k || logits[i]! > logits[ids[ids.length - 1]!]!) {
+      let j = Math.min(ids.length, k - 1);
+      while (j > 0 && logits[ids[j - 1]!]! < logits[i]!) j--;
+      ids.splice(j, 0, i);
+      if (ids.length > k) ids.pop();
+    }
+  }
+  return ids.map((id) => ({ token: id, text: tokenText(tokenizer, id), logprob: logits[id]! - lse }));
+}
+
+/** Turns ids into text incrementally: complete UTF-8 only, the prompt's last tokens as context for spacing. */
+class Detokenizer {
+  private readonly ids: number[] = [];
+  private emitted = "";
+  private readonly stream = new TextDecoder();
+  private prev: number;
+  private readonly prefix: string;
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly context: number[],
+  ) {
+    this.prev = context[context.length - 1] ?? -1;
+    this.prefix = tokenizer instanceof Llama2cTokenizer ? "" : tokenizer.decode(context);
+  }
+  push(id: number): string {
+    if (this.tokenizer instanceof Llama2cTokenizer) {
+      const piece = id === this.tokenizer.bosId || id === this.tokenizer.eosId ? new Uint8Array(0) : this.tokenizer.decodePiece(this.prev, id);
+      this.prev = id;
+      return this.stream.decode(piece, { stream: true });
+    }
+    this.ids.push(id);
+    const full = this.tokenizer.decode([...this.context, ...this.ids]);
+    const text = full.startsWith(this.prefix) ? full.slice(this.prefix.length) : this.tokenizer.decode(this.ids);
+    // Hold back a trailing replacement char: the next token may complete the UTF-8 sequence.
+    const ready = text.endsWith("\uFFFD") ? text.slice(0, -1) : text;
+    if (!ready.startsWith(this.emitted)) return "";
+    const delta = ready.slice(this.emitted.length);
+    this.emitted = ready;
+    return delta;
+  }
+}
+
+/**
+ * One sequence being generated: prompt ids, KV cache, sampler, text so far and stop handling.
+ * Drive it with `start()` then `feed()` (or let generate/generateBatch/the server do it).
+ */
+export class Sequence {
+  readonly decoder: Decoder;
+  readonly cache: KvCache;
+  readonly promptTokens: number[];
+  readonly tokenIds: number[] = [];
+  readonly logprobs: TokenLogprob[] = [];
+  readonly topLogprobs: TokenLogprob[][] = [];
+  text = "";
+  /** Text not yet handed out by takeDelta() (held back while it may start a stop string). */
+  private delivered = 0;
+  finishReason: "stop" | "length" | undefined;
+  private readonly sampler: Sampler;
+  private readonly detok: Detokenizer;
+  private readonly stopTokens: Set<number>;
+  private readonly maxNew: number;
+
+  constructor(
+    model: DecodeModel,
+    readonly tokenizer: Tokenizer,
+    prompt: string | number[],
+    readonly options: GenerateOptions = {},
+  ) {
+    this.decoder = decoderFor(model);
+    const c = this.decoder.config;
+    if (tokenizer.vocabSize !== c.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${c.vocabSize}`);
+    this.promptTokens = typeof prompt === "string" ? tokenizer.encode(prompt, { bos: options.bos ?? true }) : [...prompt];
+    if (this.promptTokens.length === 0) throw new RangeError("the prompt has no tokens (set bos or give some text)");
+    if (this.promptTokens.length > c.seqLen) {
+      throw new RangeError(`the prompt has ${this.promptTokens.length} tokens but the model's context is ${c.seqLen} positions`);
+    }
+    const maxNew = options.maxNewTokens ?? 256;
+    if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
+    this.maxNew = Math.min(maxNew, c.seqLen - this.promptTokens.length);
+    this.cache = this.decoder.newCache(Math.min(c.seqLen, this.promptTokens.length + this.maxNew));
+    this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0 });
+    this.stopTokens = new Set(options.stopTokens ?? [tokenizer.eosId, tokenizer.bosId]);
+    this.detok = new Detokenizer(tokenizer, this.promptTokens.slice(-4));
+    if (this.maxNew === 0) this.finishReason = "length";
+  }
+
+  get finished(): boolean {
+    return this.finishReason !== undefined;
+  }
+
+  /** The token to feed next (the last one sampled). */
+  get lastToken(): number {
+    return this.tokenIds[this.tokenIds.length - 1]!;
+  }
+
+  /** Runs the prompt through the model and samples the first token. */
+  start(): void {
+    if (this.finished) return;
+    this.accept(this.decoder.prefill(this.cache, this.promptTokens));
+  }
+
+  /** Feeds the last token alone (single-sequence path); batched callers use Decoder.stepBatch and accept(). */
+  feed(): void {
+    if (this.finished) return;
+    this.accept(this.decoder.step(this.cache, this.lastToken));
+  }
+
+  /** Samples the next token from `logits`, updates text and stop state. */
+  accept(logits: Float32Array): void {
+    const token = this.sampler.sample(logits);
+    if (this.stopTokens.has(token)) {
+      this.finishReason = "stop";
+      return;
+    }
+    if (this.options.logprobs) {
+      const lse = logSumExp(logits);
+      this.logprobs.push({ token, text: tokenText(this.tokenizer, token), logprob: logits[token]! - lse });
+      this.topLogprobs.push(topTokens(this.tokenizer, logits, this.options.topLogprobs ?? 0, lse));
+    }
+    this.tokenIds.push(token);
+    const before = this.text.length;
+    this.text += this.detok.push(token);
+    if (this.checkStop(before)) return;
+    if (this.tokenIds.length >= this.maxNew) this.finishReason = "length";
+  }
+
+  private checkStop(before: number): boolean {
+    const stops = this.options.stop ?? [];
+    let cut = -1;
+    for (const s of stops) {
+      if (s === "") continue;
+      const at = this.text.indexOf(s, Math.max(0, before - s.length + 1));
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut < 0) return false;
+    this.text = this.text.slice(0, cut);
+    this.finishReason = "stop";
+    return true;
+  }
+
+  /** New text since the last call; while running, text that could still begin a stop string is held back. */
+  takeDelta(): string {
+    let end = this.text.length;
+    if (!this.finished) {
+      for (const s of this.options.stop ?? []) {
+        for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
+          if (this.text.endsWith(s.slice(0, k))) {
+            end = Math.min(end, this.text.length - k);
+            break;
+          }
+        }
+      }
+    }
+    if (end <= this.delivered) return "";
+    const delta = this.text.slice(this.delivered, end);
+    this.delivered = end;
+    return delta;
+  }
+
+  result(): GenerateResult {
+    const r: GenerateResult = { text: this.text, tokenIds: this.tokenIds, promptTokens: this.promptTokens, finishReason: this.finishReason ?? "length" };
+    if (this.options.logprobs) {
+      r.logprobs = this.logprobs;
+      r.topLogprobs = this.topLogprobs;
+    }
+    return r;
+  }
+}
+
+/** Generates a continuation of `prompt`. */
+export function generate(model: DecodeModel, tokenizer: Tokenizer, prompt: string | number[], options: GenerateOptions = {}): GenerateResult {
+  const seq = new Sequence(model, tokenizer, prompt, options);
+  seq.start();
+  while (!seq.finished) seq.feed();
+  return seq.result();
+}
+
+/**
+ * Generates for several prompts at once: each has its own cache and sampler (same seed, so each
+ * result equals generate() of that prompt alone), and all unfinished ones step through the model
+ * together.
+ */
+export function generateBatch(model: DecodeModel, tokenizer: Tokenizer, prompts: (string | number[])[], options: GenerateOptions = {}): GenerateResult[] {
+  const seqs = prompts.map((p) => new Sequence(model, tokenizer, p, options));
+  for (const s of seqs) s.start();
+  stepAll(seqs);
+  return seqs.map((s) => s.result());
+}
+
+/** Steps every unfinished sequence until all are done, several per forward pass. */
+export function stepAll(seqs: Sequence[], maxBatch = 64): void {
+  for (;;) {
+    const active = seqs.filter((s) => !s.finished).slice(0, maxBatch);
+    if (active.length === 0) return;
+    stepTogether(active);
+  }
+}
+
+/** One token for each of `active` (all unfinished, of one decoder) in a single batched forward. */
+export function stepTogether(active: Sequence[]): void {
+  if (active.length === 1) return active[0]!.feed();
+  const decoder = active[0]!.decoder;
+  const vocab = decoder.config.vocabSize;
+  const logits = decoder.stepBatch(
+    active.map((s) => s.cache),
+    active.map((s) => s.lastToken),
+  );
+  active.forEach((s, r) => s.accept(logits.subarray(r * vocab, (r + 1) * vocab)));
+}
+
+export interface StreamChunk {
+  token: number;
+  /** Text added by this token (may be "" while UTF-8 or a possible stop string is incomplete). */
+  text: string;
+}
+
+/**
+ * Streams tokens as they are generated, yielding to the event loop between tokens so a server or a
+ * notebook stays responsive. Returns the full result when done.
+ */
+export async function* generateStream(model: DecodeModel, tokenizer: Tokenizer, prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<StreamChunk, GenerateResult> {
+  const seq = new Sequence(model, tokenizer, prompt, options);
+  seq.start();
+  let seen = 0;
+  for (;;) {
+    if (seq.tokenIds.length > seen) {
+      seen = seq.tokenIds.length;
+      yield { token: seq.lastToken, text: seq.takeDelta() };
+    }
+    if (seq.finished) break;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    seq.feed();
+  }
+  const rest = seq.takeDelta();
+  if (rest !== "") yield { token: -1, text: rest };
+  return seq.result();
+}
+
+export interface ContinuationScore {
+  /** Token ids of the continuation (as tokenized after the prompt). */
+  tokens: number[];
+  logprobs: number[];
+  sum: number;
+  mean: number;
+}
+
+/**
+ * Log-probabilities of each continuation's tokens after `prompt`. The continuation's tokens are those
+ * of encode(prompt + continuation) past its common prefix with encode(prompt), as lm-eval-harness
+ * does, so a tokenizer that merges across the boundary is scored on what it would really produce.
+ */
+export function continuationLogprobs(model: DecodeModel, tokenizer: Tokenizer, prompt: string, continuations: string[], options: { bos?: boolean } = {}): ContinuationScore[] {
+  const decoder = decoderFor(model);
+  const bos = options.bos ?? true;
+  const ctx = tokenizer.encode(prompt, { bos });
+  const wholes = continuations.map((c) => tokenizer.encode(prompt + c, { bos }));
+  const longest = Math.max(...wholes.map((w) => w.length));
+  if (longest > decoder.config.seqLen) throw new RangeError(`prompt and continuation need ${longest} tokens but the model's context is ${decoder.config.seqLen} positions`);
+  const cache = decoder.newCache(longest);
+  const V = decoder.config.vocabSize;
+  const ctxLogits = decoder.prefill(cache, ctx, true).slice();
+  // Context positions still in the cache: a continuation that re-tokenizes the prompt's tail overwrites them.
+  let valid = ctx.length;
+  return wholes.map((whole) => {
+    let k = 0;
+    while (k < ctx.length && k < whole.length - 1 && whole[k] === ctx[k]) k++;
+    if (k === 0) throw new RangeError("continuationLogprobs needs at least one context token (use bos)");
+    const tokens = whole.slice(k);
+    const start = Math.min(valid, k);
+    cache.truncate(start);
+    const fed = whole.slice(start, whole.length - 1);
+    const rest = fed.length > 0 ? decoder.prefill(cache, fed, true) : new Float32Array(0);
+    valid = k;
+    const logprobs = tokens.map((token, i) => {
+      const p = k + i - 1; // the position whose logits predict this token
+      const row = p < start ? ctxLogits.subarray(p * V, (p + 1) * V) : rest.subarray((p - start) * V, (p - start + 1) * V);
+      return row[token]! - logSumExp(row);
+    });
+    const sum = logprobs.reduce((a, b) => a + b, 0);
+    return { tokens, logprobs, sum, mean: sum / tokens.length };
+  });
+}
+
+/** The `topK` most likely next tokens after `prompt`, with log-probabilities. */
+export function nextTokenLogprobs(model: DecodeModel, tokenizer: Tokenizer, prompt: string, topK = 10, options: { bos?: boolean } = {}): TokenLogprob[] {
+  const decoder = decoderFor(model);
+  const ids = tokenizer.encode(prompt, { bos: options.bos ?? true });
+  if (ids.length > decoder.config.seqLen) throw new RangeError(`the prompt has ${ids.length} tokens but the model's context is ${decoder.config.seqLen} positions`);
+  const logits = decoder.prefill(decoder.newCache(ids.length), ids);
+  return topTokens(tokenizer, logits, topK);
+}
