@@ -3,8 +3,8 @@ export { loadLlama2c, saveLlama2c } from "./llama2c.ts";
 export { Llama2cTokenizer, printablePiece } from "./llama2c-tokenizer.ts";
 export type { Tokenizer } from "./tokenizer.ts";
 export type { LlamaConfig, LlamaLayerWeights, LlamaModelData, LlamaWeights, LlamaProjection } from "./types.ts";
-export { Decoder, KvCache, matmul } from "./decode.ts";
-export { Sampler, XorShiftRng, argmax, softmaxF32, type SamplerOptions } from "./sampler.ts";
+export { Decoder, KvCache } from "./decode.ts";
+export { Sampler, XorShiftRng, type SamplerOptions } from "./sampler.ts";
 export {
   generate,
   generateBatch,
@@ -13,10 +13,6 @@ export {
   nextTokenLogprobs,
   decoderFor,
   tokenText,
-  logSumExp,
-  topTokens,
-  stepAll,
-  stepTogether,
   Sequence,
   type DecodeModel,
   type GenerateOptions,
