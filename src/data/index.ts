@@ -1,1 +1,16 @@
-export {};
+export * from "./alpaca.ts";
+export * from "./asqa.ts";
+export * from "./benchmark.ts";
+export * from "./build-all.ts";
+export * from "./export.ts";
+export * from "./hotpot.ts";
+export * from "./instructions.ts";
+export { splitJsonArray, type RecordText } from "./json-stream.ts";
+export * from "./llamafactory.ts";
+export * from "./openai-client.ts";
+export * from "./prompts.ts";
+export * from "./split.ts";
+export * from "./stage1.ts";
+export * from "./stage2.ts";
+export * from "./tables.ts";
+export { decodeUtf8, fileChunks, streamLines } from "./text-input.ts";
