@@ -8,3 +8,8 @@ export { readBenchmark, readPredictions, joinPredictions, type EvalBenchmarkRow,
 export { parseCsv, readAuthorsTable, readAuthorsRecords, type AuthorsRecords } from "./authors.ts";
 export * from "./score.ts";
 export { pythonListRepr, pythonStrRepr, parsePythonList, pyFixed, roundPy } from "./python.ts";
+export { mapLimit, SEED_DECODE, type AnswerSource, type DecodeOptions, type CompletionWithLogprobs } from "./generator.ts";
+export { OpenAICompatibleSource, EndpointError, parseRetryAfter, type OpenAIClientOptions } from "./openai.ts";
+export { AnswerCache, answerCacheKey, cached, type CacheKeyParts } from "./cache.ts";
+export { runBenchmark, runCognitionCheck, runSamplingBaseline, runValidationBaseline, type RunOptions, type RunError } from "./runner.ts";
+export { LocalModelSource, loadLocalSource } from "./local-source.ts";

@@ -1,0 +1,145 @@
+/** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
+import { join } from "node:path";
+import { EVAL_PROMPT_VERSIONS, TASK_ASSIGNMENT } from "../data/prompts.ts";
+import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
+import { UsageError } from "../util/errors.ts";
+import { writeJsonAtomic, writeJsonlAtomic } from "../util/fs.ts";
+import { AnswerCache } from "./cache.ts";
+import { SEED_DECODE, type AnswerSource, type DecodeOptions } from "./generator.ts";
+import { readBenchmark } from "./io.ts";
+import { OpenAICompatibleSource } from "./openai.ts";
+import { runBenchmark } from "./runner.ts";
+import { scorePredictions, scoreSummary } from "./score.ts";
+import { DEFAULT_METRIC, METRIC_VARIANTS } from "./scoring.ts";
+
+/** Builds the answer source named by the options: --endpoint, or --model with --tokenizer. */
+export async function sourceFromOptions(values: OptionValues, command: string): Promise<AnswerSource> {
+  const endpoint = values.endpoint;
+  const model = values.model;
+  if (typeof endpoint === "string" && endpoint !== "") {
+    if (typeof model === "string") throw new UsageError(`ktu ${command}: give --endpoint or --model, not both (the endpoint's model is --model-name)`);
+    return new OpenAICompatibleSource({
+      baseUrl: endpoint,
+      model: typeof values["model-name"] === "string" ? values["model-name"] : undefined,
+      mode: optionalChoice(values, "mode", ["completions", "chat"] as const, command) ?? "completions",
+      concurrency: optionalNumber(values, "concurrency", command) ?? 4,
+      timeoutMs: optionalNumber(values, "timeout-ms", command) ?? 120_000,
+      maxRetries: optionalNumber(values, "retries", command) ?? 4,
+      apiKey: process.env.KTU_API_KEY ?? process.env.OPENAI_API_KEY,
+      onRetry: ({ attempt, delayMs, reason }) => process.stderr.write(`retry ${attempt} in ${delayMs} ms: ${reason}\n`),
+    });
+  }
+  if (typeof model === "string" && model !== "") {
+    const tokenizer = requireString(values, "tokenizer", command);
+    const { loadLocalSource } = await import("./local-source.ts");
+    return loadLocalSource(model, tokenizer);
+  }
+  throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE --tokenizer FILE`);
+}
+
+export const sourceOptions = {
+  model: { type: "string" },
+  tokenizer: { type: "string" },
+  endpoint: { type: "string" },
+  "model-name": { type: "string" },
+  mode: { type: "string" },
+  concurrency: { type: "string" },
+  "timeout-ms": { type: "string" },
+  retries: { type: "string" },
+} as const;
+
+export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process (with --tokenizer FILE)
+  --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);
+                      the API key, if any, comes from KTU_API_KEY or OPENAI_API_KEY
+  --model-name NAME   the endpoint's model name
+  --mode MODE         completions (default: the prompt text as is) or chat (one user message)
+  --concurrency N     requests in flight (default 4); --timeout-ms MS (120000); --retries N (4)`;
+
+export const runCommand = defineCommand({
+  name: "eval run",
+  summary: "answer a benchmark with a model or an endpoint; writes predictions.jsonl and scores.json",
+  help: `  --benchmark FILE    benchmark.jsonl (or the authors' layout as .csv/.json)
+${sourceHelp}
+  --out DIR           predictions.jsonl, scores.json, errors.jsonl, answers.cache.jsonl go here
+  --limit N           only the first N rows
+  --prompt NAME       ${EVAL_PROMPT_VERSIONS.join(", ")} (default llama2_chat)
+  --task-assignment   prepend the US-Tuning task assignment (for the tuned models)
+  --max-tokens N      (default 200) --temperature T (default 0: greedy)
+  --metric NAME       ${METRIC_VARIANTS.join(", ")} (default ${DEFAULT_METRIC})
+  --cache FILE        answer cache (default OUT/answers.cache.jsonl); a rerun resumes from it
+The last line of stdout is the score summary JSON. Failed answers are listed in errors.jsonl, the
+finished rows are kept, and the command exits 1 naming the first failed id and field.`,
+  options: {
+    benchmark: { type: "string" },
+    out: { type: "string" },
+    limit: { type: "string" },
+    prompt: { type: "string" },
+    "task-assignment": { type: "boolean" },
+    "max-tokens": { type: "string" },
+    temperature: { type: "string" },
+    metric: { type: "string" },
+    cache: { type: "string" },
+    ...sourceOptions,
+  },
+  async run(values) {
+    const name = "eval run";
+    const benchmarkPath = requireString(values, "benchmark", name);
+    const out = requireString(values, "out", name);
+    const metric = optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? DEFAULT_METRIC;
+    const prompt = optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, name) ?? "llama2_chat";
+    const limit = optionalNumber(values, "limit", name);
+    const decode: DecodeOptions = {
+      ...SEED_DECODE,
+      maxNewTokens: optionalNumber(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens,
+      temperature: optionalNumber(values, "temperature", name) ?? SEED_DECODE.temperature,
+    };
+    const rows = readBenchmark(benchmarkPath);
+    const source = await sourceFromOptions(values, name);
+    const cachePath = typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl");
+    const cache = AnswerCache.open(cachePath);
+    const cachedBefore = cache.size;
+    let lastShown = 0;
+    try {
+      const { predictions, errors } = await runBenchmark(rows, source, {
+        prompt,
+        taskAssignment: values["task-assignment"] ? TASK_ASSIGNMENT : "",
+        decode,
+        limit,
+        cache,
+        onProgress: (done, total) => {
+          const now = Date.now();
+          if (now - lastShown > 2000 || done === total) {
+            lastShown = now;
+            process.stderr.write(`answered ${done}/${total}\n`);
+          }
+        },
+      });
+      const picked = limit === undefined ? rows : rows.slice(0, limit);
+      await writeJsonlAtomic(join(out, "predictions.jsonl"), predictions);
+      await writeJsonlAtomic(join(out, "errors.jsonl"), errors);
+      const report = scorePredictions(picked, predictions, { metric, partial: true, files: { benchmark: benchmarkPath, predictions: join(out, "predictions.jsonl") } });
+      const summary = scoreSummary(report);
+      const config = {
+        benchmark: benchmarkPath,
+        source: source.id,
+        prompt,
+        task_assignment: values["task-assignment"] === true,
+        decode,
+        limit: limit ?? null,
+        metric,
+        cache: cachePath,
+        answers_cached_before: cachedBefore,
+        answers_cached_after: cache.size,
+      };
+      await writeJsonAtomic(join(out, "scores.json"), { ...summary, errors: errors.length, config, rows: report.rows });
+      process.stdout.write(JSON.stringify(summary) + "\n");
+      if (errors.length > 0) {
+        const first = errors[0]!;
+        throw new Error(`${errors.length} answer(s) failed; first: id ${JSON.stringify(first.id)}, field ${first.field}: ${first.message}. ${predictions.length} finished rows kept in ${out}; rerun to resume from the cache`);
+      }
+    } finally {
+      cache.close();
+      await source.close?.();
+    }
+  },
+});
