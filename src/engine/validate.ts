@@ -123,17 +123,22 @@ function checkOutputDir(config: LfConfigRecord, base: string, problems: LfProble
   }
 }
 
+/** Keys `llamafactory-cli <command>` would reject ("Some keys are not used by the HfArgumentParser"), each with a suggestion. */
+export function checkLfKeys(config: LfConfigRecord, command: LfCommand = "train"): LfProblem[] {
+  const accepted = llamaFactoryKeys(command);
+  return Object.keys(config)
+    .filter((key) => !accepted.has(key))
+    .map((key) => {
+      const suggestion = suggestKey(key, command);
+      return { key, message: `unknown key for llamafactory-cli ${command}${suggestion ? `; did you mean ${suggestion}?` : ""}` };
+    });
+}
+
 /** Every problem with `config`, without throwing; an empty list means it may be launched. */
 export function checkLfConfig(config: LfConfigRecord, options: LfValidateOptions = {}): LfProblem[] {
   const command = options.command ?? "train";
   const base = options.cwd ?? process.cwd();
-  const problems: LfProblem[] = [];
-  const accepted = llamaFactoryKeys(command);
-  for (const key of Object.keys(config)) {
-    if (accepted.has(key)) continue;
-    const suggestion = suggestKey(key, command);
-    problems.push({ key, message: `unknown key for llamafactory-cli ${command}${suggestion ? `; did you mean ${suggestion}?` : ""}` });
-  }
+  const problems = checkLfKeys(config, command);
   const required = command === "train" ? ["model_name_or_path", "output_dir"] : ["model_name_or_path", "export_dir"];
   if (command === "train" && truthy(config.do_train)) required.push("dataset");
   for (const key of required) if (config[key] === undefined || config[key] === null || config[key] === "") problems.push({ key, message: `required for llamafactory-cli ${command}` });

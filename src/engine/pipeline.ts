@@ -1,0 +1,174 @@
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset, type LlamaFactoryTrainConfig } from "../data/llamafactory.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { launchLlamaFactory, type LfJob, type LfJobResult, type LfLaunchOptions } from "./launch.ts";
+import type { LfCommand } from "./keys.ts";
+import type { LfConfigRecord } from "./validate.ts";
+
+/**
+ * US-Tuning on LLaMA-Factory: stage 1 -> merge -> stage 2 on the merged model -> merge, plus the
+ * ablations. Each step writes a marker (ktu-step.json, with a hash of its config) into its output
+ * folder when it completes, and a re-run skips completed steps, resumes an interrupted training
+ * step from its last checkpoint, and redoes a step whose config changed.
+ */
+export interface LfPipelineStep {
+  readonly name: string;
+  readonly command: LfCommand;
+  readonly config: LfConfigRecord;
+  /** output_dir (train) or export_dir (export). */
+  readonly output: string;
+  /** Steps whose output this one reads. */
+  readonly needs: readonly string[];
+}
+
+/** The training runs beyond the main two stages, by the authors' config names. */
+export const LF_ABLATIONS = ["Llama2_Stage1_QA", "Llama2_Stage2", "Llama2_QA", "Llama2_Cognition_PSQA_Mixture", "Llama2_Cognition_QA_Mixture"] as const;
+export type LfAblation = (typeof LF_ABLATIONS)[number];
+
+export interface LfPipelineOptions extends Omit<LfLaunchOptions, "name" | "configPath" | "resume" | "overrides"> {
+  /** The base model folder (the paper: llama-2-7b-chat-hf). */
+  modelPath: string;
+  /** Folder of dataset_info.json and the Alpaca files (`ktu data export` writes it). */
+  datasetDir: string;
+  /** Everything goes under here: configs/, one folder per adapter and merged model. */
+  outDir: string;
+  template?: string;
+  /** Hyper-parameter source: the authors' YAMLs (default) or their autodl.txt command lines. */
+  preset?: LlamaFactoryPreset;
+  /** Extra keys for every training config, e.g. { max_samples: 200 }. */
+  trainOverrides?: Partial<LlamaFactoryTrainConfig>;
+  /** Which ablations to run after the main pipeline; default none. */
+  ablations?: readonly LfAblation[];
+  /** Where the final stage-2 adapter is merged: the authors' vanilla base ("paper") or the stage-1 merge. */
+  stage2MergeBase?: "paper" | "stage1-merged";
+  /** Stops the running step (SIGINT, then SIGTERM) and the pipeline. */
+  signal?: AbortSignal;
+  /** Called as each step is skipped, started (with its job, for live views) and finished. */
+  onStep?: (event: LfPipelineEvent) => void;
+}
+
+export type LfPipelineEvent =
+  | { type: "skipped"; step: LfPipelineStep }
+  | { type: "started"; step: LfPipelineStep; job: LfJob; resumed: boolean }
+  | { type: "finished"; step: LfPipelineStep; job: LfJob; result: LfJobResult };
+
+export interface LfPipelineResult {
+  status: "completed" | "interrupted";
+  /** Step name -> what happened to it this run. */
+  steps: Record<string, "skipped" | "ran" | "interrupted" | "not reached">;
+  /** The merged final model (stage 2 merged). */
+  finalModel: string;
+}
+
+export const STEP_MARKER = "ktu-step.json";
+
+/** The steps in the order they run. */
+export function lfPipelineSteps(options: Pick<LfPipelineOptions, "modelPath" | "datasetDir" | "outDir" | "template" | "preset" | "trainOverrides" | "ablations" | "stage2MergeBase">): LfPipelineStep[] {
+  const outputRoot = resolve(options.outDir);
+  const base = { modelPath: resolve(options.modelPath), outputRoot, template: options.template };
+  const train = paperTrainConfigs({ ...base, datasetDir: resolve(options.datasetDir), preset: options.preset, overrides: options.trainOverrides });
+  const merge = paperMergeConfigs({ ...base, stage2MergeBase: options.stage2MergeBase });
+  const trainStep = (name: string, needs: string[]): LfPipelineStep => {
+    const config = train[name]!;
+    return { name, command: "train", config: { ...config }, output: config.output_dir, needs };
+  };
+  const mergeStep = (name: string, needs: string[]): LfPipelineStep => {
+    const config = merge[name]!;
+    return { name, command: "export", config: { ...config }, output: config.export_dir, needs };
+  };
+  const steps = [
+    trainStep("Llama2_Stage1", []),
+    mergeStep("Llama2_Stage1_merge", ["Llama2_Stage1"]),
+    trainStep("Llama2_Stage1_Stage2", ["Llama2_Stage1_merge"]),
+    mergeStep("Llama2_Stage1_Stage2_merge", ["Llama2_Stage1_Stage2"]),
+  ];
+  for (const ablation of options.ablations ?? []) steps.push(trainStep(ablation, ablation === "Llama2_Stage1_QA" ? ["Llama2_Stage1_merge"] : []));
+  return steps;
+}
+
+const stableJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+
+export const lfConfigHash = (config: LfConfigRecord): string => createHash("sha256").update(stableJson(config)).digest("hex").slice(0, 16);
+
+/** The files a finished step leaves: an adapter (train) or a model with weights (export). */
+function outputComplete(step: LfPipelineStep): boolean {
+  if (!existsSync(step.output)) return false;
+  if (step.command === "train") return existsSync(join(step.output, "adapter_model.safetensors")) || existsSync(join(step.output, "adapter_model.bin"));
+  const files = readdirSync(step.output);
+  return files.includes("config.json") && files.some((f) => /\.(safetensors|bin)$/.test(f));
+}
+
+interface StepMarker {
+  step: string;
+  command: LfCommand;
+  configHash: string;
+  /** The runId of each step this one read, so that redoing an input redoes this step too. */
+  inputs: Record<string, string>;
+  runId: string;
+  finishedAt: string;
+  config: LfConfigRecord;
+}
+
+function readMarker(step: LfPipelineStep): StepMarker | undefined {
+  const path = join(step.output, STEP_MARKER);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as StepMarker) : undefined;
+}
+
+/**
+ * "done" when the marker is for this config and these inputs and the outputs are there; "stale" when
+ * the marker is for another config or other inputs (its checkpoints must not be resumed); else "todo".
+ */
+export function lfStepState(step: LfPipelineStep, inputs: Record<string, string> = {}): "done" | "stale" | "todo" {
+  const marker = readMarker(step);
+  if (!marker) return "todo";
+  if (marker.configHash !== lfConfigHash(step.config) || stableJson(marker.inputs ?? {}) !== stableJson(inputs)) return "stale";
+  return outputComplete(step) ? "done" : "todo";
+}
+
+export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipelineResult> {
+  const steps = lfPipelineSteps(options);
+  const result: LfPipelineResult = { status: "completed", steps: Object.fromEntries(steps.map((s) => [s.name, "not reached"])), finalModel: steps[3]!.output };
+  const configDir = join(resolve(options.outDir), "configs");
+  const runIds: Record<string, string> = {};
+  for (const step of steps) {
+    if (options.signal?.aborted) return { ...result, status: "interrupted" };
+    const inputs = Object.fromEntries(step.needs.map((need) => [need, runIds[need] ?? ""]));
+    const state = lfStepState(step, inputs);
+    if (state === "done") {
+      runIds[step.name] = readMarker(step)!.runId;
+      result.steps[step.name] = "skipped";
+      options.onStep?.({ type: "skipped", step });
+      continue;
+    }
+    const configPath = join(configDir, `${step.name}.yaml`);
+    await writeFileAtomic(configPath, toYaml(step.config));
+    const markerPath = join(step.output, STEP_MARKER);
+    // A marker for another config or other inputs: its checkpoints belong to that run, so start over.
+    if (state === "stale") rmSync(markerPath, { force: true });
+    const resume = step.command === "train" && state === "todo" ? "auto" : undefined;
+    const job = await launchLlamaFactory(configPath, { ...options, name: step.name, resume }, step.command);
+    options.onStep?.({ type: "started", step, job, resumed: job.argv.some((a) => a.startsWith("resume_from_checkpoint=")) });
+    const abort = () => void job.interrupt();
+    options.signal?.addEventListener("abort", abort, { once: true });
+    let outcome: LfJobResult;
+    try {
+      outcome = await job.wait();
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
+    }
+    options.onStep?.({ type: "finished", step, job, result: outcome });
+    if (outcome.status === "interrupted") {
+      result.steps[step.name] = "interrupted";
+      return { ...result, status: "interrupted" };
+    }
+    const finishedAt = new Date().toISOString();
+    const marker: StepMarker = { step: step.name, command: step.command, configHash: lfConfigHash(step.config), inputs, runId: `${finishedAt}-${randomBytes(4).toString("hex")}`, finishedAt, config: step.config };
+    await writeJsonAtomic(markerPath, marker);
+    runIds[step.name] = marker.runId;
+    result.steps[step.name] = "ran";
+  }
+  return result;
+}
