@@ -31,8 +31,9 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
   }
   if (typeof model === "string" && model !== "") {
     const tokenizer = requireString(values, "tokenizer", command);
+    // Loaded on demand, so endpoint runs never load the model code.
     const { loadLocalSource } = await import("./local-source.ts");
-    return loadLocalSource(model, tokenizer);
+    return loadLocalSource(model, tokenizer, { fitContext: values["fit-context"] === true });
   }
   throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE --tokenizer FILE`);
 }
@@ -46,9 +47,11 @@ export const sourceOptions = {
   concurrency: { type: "string" },
   "timeout-ms": { type: "string" },
   retries: { type: "string" },
+  "fit-context": { type: "boolean" },
 } as const;
 
 export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process (with --tokenizer FILE)
+  --fit-context       cut prompts longer than the model's context from the left (tiny models)
   --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);
                       the API key, if any, comes from KTU_API_KEY or OPENAI_API_KEY
   --model-name NAME   the endpoint's model name
