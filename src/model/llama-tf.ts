@@ -100,15 +100,19 @@ export function ropeTables(c: LlamaConfig, seq: number): { cos: Float32Array; si
   return { cos, sin, rotate };
 }
 
-/** Rows (flat positions) whose logits a loss needs, picked with a gradient that works on every backend. */
-function selectRows(x: tf.Tensor2D, rows: tf.Tensor1D): tf.Tensor2D {
-  const n = x.shape[0];
+/**
+ * Rows (flat positions) whose logits a loss needs, picked with a gradient that works on every backend.
+ * Index tensors are made from the array inside each half: tensors a gradient function closes over
+ * would be disposed when the forward pass's scope ends.
+ */
+function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [n, d] = x.shape;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([]);
     return {
-      value: tf.gather(input as tf.Tensor2D, rows),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.reshape(rows, [-1, 1]), dy as tf.Tensor, [n, x.shape[1]]),
+      value: tf.gather(input, tf.tensor1d(rows, "int32")),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], "int32"), dy as tf.Tensor, [n, d]),
     };
   });
   return f(x) as tf.Tensor2D;
@@ -149,7 +153,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weight: n
 export interface ForwardOptions {
   adapter?: ProjectionAdapter;
   /** Flat row indices (b*T + t) whose logits to compute; all rows when absent. */
-  rows?: tf.Tensor1D;
+  rows?: Int32Array;
 }
 
 export class TfLlama {
