@@ -155,8 +155,9 @@ export class Sequence {
     }
     const maxNew = options.maxNewTokens ?? 256;
     if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
-    this.maxNew = Math.min(maxNew, c.seqLen - this.promptTokens.length);
-    this.cache = this.decoder.newCache(Math.min(c.seqLen, this.promptTokens.length + this.maxNew));
+    // The last generated token is never fed back, so a full context yields seqLen - prompt + 1 tokens (as run.c).
+    this.maxNew = Math.min(maxNew, c.seqLen - this.promptTokens.length + 1);
+    this.cache = this.decoder.newCache(Math.max(1, Math.min(c.seqLen, this.promptTokens.length + this.maxNew - 1)));
     this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0 });
     this.stopTokens = new Set(options.stopTokens ?? [tokenizer.eosId, tokenizer.bosId]);
     this.detok = new Detokenizer(tokenizer, this.promptTokens.slice(-4));

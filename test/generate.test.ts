@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Decoder } from "../src/model/decode.ts";
+import { continuationLogprobs, generate, generateBatch, generateStream, nextTokenLogprobs } from "../src/model/generate.ts";
+import { loadLlama2c } from "../src/model/llama2c.ts";
+import { Llama2cTokenizer } from "../src/model/llama2c-tokenizer.ts";
+import { Sampler, XorShiftRng } from "../src/model/sampler.ts";
+import { dataPath, repoRoot } from "../src/util/paths.ts";
+import { runKtu } from "./helpers/cli.ts";
+
+const MODEL = dataPath("models", "stories260K", "stories260K.bin");
+const TOKENIZER = dataPath("models", "stories260K", "tok512.bin");
+const REF = dataPath("models", "stories260K", "reference");
+const model = loadLlama2c(MODEL);
+const tok = Llama2cTokenizer.load(TOKENIZER, 512);
+const decoder = new Decoder(model);
+const readRef = (name: string): string => readFileSync(join(REF, name), "utf8");
+
+interface TeacherForced {
+  ids: number[];
+  target_logprobs: number[];
+  sum_nll_over_targets: number;
+  positions: { logits: number[] }[];
+}
+const teacher = JSON.parse(readRef("teacher_forced_once_upon_a_time_lily_park.json")) as TeacherForced;
+
+test("full-sequence logits are within 1e-4 of run.c's at every position", () => {
+  const logits = decoder.forwardAll(teacher.ids);
+  let max = 0;
+  teacher.positions.forEach((p, t) => p.logits.forEach((v, i) => (max = Math.max(max, Math.abs(logits[t * 512 + i]! - v)))));
+  assert.ok(max < 1e-4, `max |diff| ${max}`);
+  const greedy = JSON.parse(readRef("greedy_empty_n256.json")) as { positions: { input_id: number; logits?: number[]; next_id: number }[] };
+  const ids = greedy.positions.map((p) => p.input_id);
+  const all = decoder.forwardAll(ids);
+  greedy.positions.forEach((p, t) => {
+    if (p.logits) p.logits.forEach((v, i) => assert.ok(Math.abs(all[t * 512 + i]! - v) < 1e-4));
+    let best = 0;
+    for (let i = 1; i < 512; i++) if (all[t * 512 + i]! > all[t * 512 + best]!) best = i;
+    assert.equal(best, p.next_id, `argmax at position ${t}`);
+  });
+});
+
+test("KV-cache decoding, batched steps and prefill equal the full-sequence forward", () => {
+  const full = decoder.forwardAll(teacher.ids);
+  const cache = decoder.newCache();
+  teacher.ids.forEach((id, t) => assert.deepEqual(decoder.step(cache, id), full.subarray(t * 512, (t + 1) * 512)));
+  // Three sequences at different lengths stepping together.
+  const caches = [decoder.newCache(), decoder.newCache(), decoder.newCache()];
+  decoder.prefill(caches[1]!, teacher.ids.slice(0, 5));
+  decoder.prefill(caches[2]!, teacher.ids.slice(0, 11));
+  const rows = decoder.stepBatch(caches, [teacher.ids[0]!, teacher.ids[5]!, teacher.ids[11]!]);
+  [0, 5, 11].forEach((t, r) => assert.deepEqual(rows.subarray(r * 512, (r + 1) * 512), full.subarray(t * 512, (t + 1) * 512)));
+  assert.deepEqual(caches.map((c) => c.length), [1, 6, 12]);
+  assert.throws(() => decoder.step(cache, 9999), /token id 9999 is outside the vocabulary/);
+});
+
+test("the sampler's xorshift reproduces run.c's random_u32 sequence", () => {
+  // run.c: unsigned long long s = 133742; random_u32(&s) x3 (printed by a C program calling run.c's function).
+  const rng = new XorShiftRng(133742);
+  assert.deepEqual([rng.nextU32(), rng.nextU32(), rng.nextU32()], [3033531262, 2674377904, 2312864567]);
+  const neg = new XorShiftRng(-5);
+  assert.equal(neg.nextU32(), 688859603);
+  const greedy = new Sampler({ vocabSize: 4, temperature: 0, topP: 0.9, seed: 1 });
+  assert.equal(greedy.sample(Float32Array.of(1, 3, 3, 2)), 1);
+});
+
+test("ktu generate prints exactly run.c's reference output (greedy and seeded top-p)", () => {
+  const base = ["generate", "--model", MODEL, "--tokenizer", TOKENIZER];
+  const cases: [string[], string][] = [
+    [["--temperature", "0", "--steps", "200"], "run_t0_empty_n200.txt"],
+    [["--temperature", "0"], "run_t0_empty_n256.txt"],
+    [["--temperature", "1.0", "--top-p", "0.9", "--seed", "133742"], "run_t1_p0.9_s133742_empty_n256.txt"],
+  ];
+  for (const [args, file] of cases) {
+    const r = runKtu([...base, ...args]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, readRef(file), file);
+    assert.match(r.stderr, /^achieved tok\/s: \d+\.\d{6}\n$/);
+  }
+});
+
+test("ktu generate equals a freshly built run.c on other prompts, seeds and temperatures", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "ktu-runc-"));
+  const run = join(dir, "run");
+  const cc = spawnSync("gcc", ["-O2", "-o", run, join(repoRoot, "bench", "peers", "llama2c", "run.c"), "-lm"], { encoding: "utf8" });
+  if (cc.error || cc.status !== 0) {
+    t.skip(`gcc is not available to build run.c: ${cc.error?.message ?? cc.stderr}`);
+    return;
+  }
+  const prompts = ["Once upon a time", "Lily and Tom went to the park", "naïve café 日本語 😀", "  two  spaces"];
+  const settings = [["0", "0.9", "1"], ["1", "0.9", "42"], ["1", "0.9", "7"], ["0.8", "1", "99"]] as const;
+  let i = 0;
+  for (const prompt of prompts) {
+    const [temp, topp, seed] = settings[i++ % settings.length]!;
+    for (const [t2, p2, s2] of [[temp, topp, seed], ["1", "0.9", String(1000 + i)]]) {
+      const ref = spawnSync(run, [MODEL, "-z", TOKENIZER, "-t", t2, "-p", p2, "-s", s2, "-n", "120", "-i", prompt], { encoding: "utf8" });
+      const ours = runKtu(["generate", "--model", MODEL, "--tokenizer", TOKENIZER, "--temperature", t2, "--top-p", p2, "--seed", s2, "--steps", "120", "--prompt", prompt]);
+      assert.equal(ours.stdout, ref.stdout, `prompt ${JSON.stringify(prompt)} -t ${t2} -p ${p2} -s ${s2}`);
+    }
+  }
+});
+
+test("generate continues the prompt greedily as run.c does, with stop strings and max tokens", () => {
+  const runc = readRef("run_t0_empty_n256.txt");
+  const r = generate(model, tok, "", { maxNewTokens: 256 });
+  assert.equal(r.tokenIds.length, 256);
+  assert.equal(r.text + "\n", runc);
+  assert.deepEqual(r.promptTokens, [1]);
+  const stopped = generate(model, tok, "", { maxNewTokens: 256, stop: ["Lily"] });
+  assert.equal(stopped.finishReason, "stop");
+  assert.equal(stopped.text, runc.slice(0, runc.indexOf("Lily")));
+  const short = generate(model, tok, "Once upon a time", { maxNewTokens: 7 });
+  assert.equal(short.tokenIds.length, 7);
+  assert.equal(short.finishReason, "length");
+  assert.ok(short.text.length > 10 && runc.startsWith("Once upon a time" + short.text), short.text);
+  assert.throws(() => generate(model, tok, "word ".repeat(600)), /the prompt has \d+ tokens but the model's context is 512 positions/);
+});
+
+test("batched generation and streaming give the same text as one-at-a-time generation", async () => {
+  const prompts = ["Once upon a time", "Tom had a red ball", "", "The sun"];
+  const opts = { maxNewTokens: 40, temperature: 1, topP: 0.9, seed: 7 };
+  const batch = generateBatch(model, tok, prompts, opts);
+  prompts.forEach((p, i) => assert.deepEqual(batch[i]!.tokenIds, generate(model, tok, p, opts).tokenIds));
+  let streamed = "";
+  const stream = generateStream(model, tok, "Once upon a time", { maxNewTokens: 60, stop: ["park"] });
+  let step = await stream.next();
+  while (!step.done) {
+    streamed += step.value.text;
+    step = await stream.next();
+  }
+  assert.equal(streamed, step.value.text);
+  assert.equal(streamed, generate(model, tok, "Once upon a time", { maxNewTokens: 60, stop: ["park"] }).text);
+  assert.ok(!streamed.includes("park"));
+});
+
+test("continuation log-probabilities equal run.c's teacher-forced target log-probabilities", () => {
+  const text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+  const [whole] = continuationLogprobs(model, tok, "", [text]);
+  assert.deepEqual(whole!.tokens, teacher.ids.slice(1));
+  whole!.logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - teacher.target_logprobs[i]!) < 1e-4));
+  assert.ok(Math.abs(-whole!.sum - teacher.sum_nll_over_targets) < 1e-4);
+  // Splitting the same text into prompt and continuations scores the continuation's tokens only.
+  const split = continuationLogprobs(model, tok, "Once upon a time, there was a little", [" girl named Lily.", " boy"]);
+  const girl = split[0]!;
+  assert.deepEqual(girl.tokens, teacher.ids.slice(10, 16));
+  assert.ok(Math.abs(girl.sum - teacher.target_logprobs.slice(9, 15).reduce((a, b) => a + b)) < 1e-4);
+  assert.ok(girl.logprobs[0]! > split[1]!.logprobs[0]!, "after 'a little', ' girl' is likelier than ' boy'");
+  const top = nextTokenLogprobs(model, tok, "Once upon a time, there was a little", 3);
+  assert.equal(top[0]!.token, girl.tokens[0]);
+  assert.ok(Math.abs(top[0]!.logprob - girl.logprobs[0]!) < 1e-9);
+});
