@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { latestCheckpoint, launchLlamaFactory, lfJobs, lfLaunchEnv, LfRunError, type LfJob } from "../src/engine/launch.ts";
+import { latestLfCheckpoint, launchLlamaFactory, lfJobs, lfLaunchEnv, LfRunError, type LfJob } from "../src/engine/launch.ts";
 import { LfConfigError } from "../src/engine/validate.ts";
 import { repoRoot } from "../src/util/paths.ts";
 
@@ -93,11 +93,11 @@ test("interrupt sends SIGINT to the process group; the run stops and can resume 
   assert.ok(Date.now() - started < 2_000);
   const stoppedAt = JSON.parse(readFileSync(join(out, "fake-lf-state.json"), "utf8")).interrupted_at_step as number;
   assert.ok(stoppedAt >= 9 && stoppedAt < 50);
-  assert.equal(latestCheckpoint(out), join(out, `checkpoint-${Math.floor(stoppedAt / 4) * 4}`));
+  assert.equal(latestLfCheckpoint(out), join(out, `checkpoint-${Math.floor(stoppedAt / 4) * 4}`));
 
   const second = await launchLlamaFactory(cfg, { cli: fakeCli, cwd: dir, pollMs: 20, resume: true, env: { FAKE_LF_STEP_MS: "2" } });
   await second.wait();
-  const checkpoint = latestCheckpoint(out)!;
+  const checkpoint = latestLfCheckpoint(out)!;
   const env = JSON.parse(readFileSync(join(out, "fake-lf-env.json"), "utf8"));
   assert.equal(env.resumeFrom, join(out, `checkpoint-${Math.floor(stoppedAt / 4) * 4}`));
   assert.ok(env.argv.includes("overwrite_output_dir=false"));

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { datasetInfo, DATASET_NAMES, MODEL_NAMES } from "../src/data/llamafactory.ts";
 import { lfJobs } from "../src/engine/launch.ts";
-import { lfPipelineSteps, runLfPipeline, STEP_MARKER, type LfPipelineEvent } from "../src/engine/pipeline.ts";
+import { lfPipelineSteps, runLfPipeline, LF_STEP_MARKER, type LfPipelineEvent } from "../src/engine/pipeline.ts";
 import { repoRoot } from "../src/util/paths.ts";
 
 const cli = [process.execPath, join(repoRoot, "test", "fixtures", "llamafactory", "llamafactory-cli.mjs")];
@@ -77,7 +77,7 @@ test("pipeline: stage 1, merge, stage 2 on the merge, merge; a re-run skips what
   const stopped = await interrupted;
   assert.equal(stopped.status, "interrupted");
   assert.deepEqual(stopped.steps, { Llama2_Stage1: "skipped", Llama2_Stage1_merge: "skipped", Llama2_Stage1_Stage2: "interrupted", Llama2_Stage1_Stage2_merge: "not reached" });
-  assert.ok(!existsSync(join(stage2Dir, STEP_MARKER)));
+  assert.ok(!existsSync(join(stage2Dir, LF_STEP_MARKER)));
 
   events.length = 0;
   const resumed = await runLfPipeline({ ...base, env: { FAKE_LF_STEP_MS: "2" }, onStep: record });

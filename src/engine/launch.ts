@@ -7,7 +7,7 @@ import { writeFileAtomic } from "../util/fs.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeDeepspeedConfig, type ZeroStage } from "./deepspeed.ts";
 import type { LfCommand } from "./keys.ts";
-import { tailTrainerLog, TRAINER_LOG, type TrainerLogRecord } from "./trainer-log.ts";
+import { tailTrainerLog, LF_TRAINER_LOG, type TrainerLogRecord } from "./trainer-log.ts";
 import { readLfConfigFile, validateLfConfig, type LfConfigRecord } from "./validate.ts";
 
 /** How many GPUs, processes and nodes a run uses; becomes the environment LLaMA-Factory's launcher reads. */
@@ -70,7 +70,7 @@ export class LfRunError extends Error {
 }
 
 const DEFAULT_CLI = "llamafactory-cli";
-export const ENGINE_LOG = "ktu-engine.log";
+export const LF_ENGINE_LOG = "ktu-engine.log";
 
 export function resolveLfCli(cli?: string | readonly string[]): string[] {
   if (Array.isArray(cli)) return [...cli];
@@ -108,7 +108,7 @@ export function lfLaunchEnv(topology: LfTopology): Record<string, string> {
 }
 
 /** The highest output_dir/checkpoint-N folder, as transformers' get_last_checkpoint picks it. */
-export function latestCheckpoint(outputDir: string): string | undefined {
+export function latestLfCheckpoint(outputDir: string): string | undefined {
   if (!existsSync(outputDir)) return undefined;
   let best: [number, string] | undefined;
   for (const name of readdirSync(outputDir)) {
@@ -210,7 +210,7 @@ export class LfJob {
 
   private async follow(pollMs: number, exit: Promise<unknown>): Promise<void> {
     try {
-      for await (const record of tailTrainerLog(join(this.outputDir, TRAINER_LOG), { until: exit, pollMs })) {
+      for await (const record of tailTrainerLog(join(this.outputDir, LF_TRAINER_LOG), { until: exit, pollMs })) {
         this.records.push(record);
         this.notify();
       }
@@ -316,7 +316,7 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
   const overrides: Record<string, string | number | boolean> = { ...options.overrides };
   if (options.deepspeed !== undefined) overrides.deepspeed = await writeDeepspeedConfig(outputDir, options.deepspeed, { offload: options.deepspeedOffload });
   if (options.resume) {
-    const checkpoint = options.resume === true || options.resume === "auto" ? latestCheckpoint(outputDir) : resolve(cwd, options.resume);
+    const checkpoint = options.resume === true || options.resume === "auto" ? latestLfCheckpoint(outputDir) : resolve(cwd, options.resume);
     if (checkpoint) {
       overrides.resume_from_checkpoint = checkpoint;
       // Keep trainer_log.jsonl: LLaMA-Factory deletes it at start-up when overwrite_output_dir is set.
@@ -329,7 +329,7 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
   if (options.validate ?? true) validateLfConfig(effective, { command, file: configPath, cwd, datasetDir: options.datasetDir });
   if (command === "train" && !overrides.resume_from_checkpoint && effective.overwrite_output_dir === true) {
     // A fresh run: drop the old log now, so the tail does not show the previous run's curve first.
-    rmSync(join(outputDir, TRAINER_LOG), { force: true });
+    rmSync(join(outputDir, LF_TRAINER_LOG), { force: true });
   }
 
   const topology = { ...options, forceTorchrun: options.forceTorchrun || options.deepspeed !== undefined || effective.deepspeed !== undefined };
@@ -337,7 +337,7 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
   const env = { ...process.env, ...launchEnv };
   const [program, ...programArgs] = resolveLfCli(options.cli);
   const args = [...programArgs, command, configPath, ...Object.entries(overrides).map(overrideArg)];
-  const logPath = join(outputDir, ENGINE_LOG);
+  const logPath = join(outputDir, LF_ENGINE_LOG);
   const log = createWriteStream(logPath, { flags: "a" });
   log.write(`\n[ktu ${new Date().toISOString()}] ${[program, ...args].join(" ")} (cwd ${cwd}; ${Object.entries(launchEnv).map(([k, v]) => `${k}=${v}`).join(" ") || "no launch env"})\n`);
   const child = spawn(program!, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -359,4 +359,4 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
 }
 
 /** `llamafactory-cli export` (LoRA merge) with the same process handling as training. */
-export const exportLlamaFactory = (config: string | LfConfigRecord, options: LfLaunchOptions = {}): Promise<LfJob> => launchLlamaFactory(config, options, "export");
+export const lfExport = (config: string | LfConfigRecord, options: LfLaunchOptions = {}): Promise<LfJob> => launchLlamaFactory(config, options, "export");

@@ -62,7 +62,7 @@ export interface LfPipelineResult {
   finalModel: string;
 }
 
-export const STEP_MARKER = "ktu-step.json";
+export const LF_STEP_MARKER = "ktu-step.json";
 
 /** The steps in the order they run. */
 export function lfPipelineSteps(options: Pick<LfPipelineOptions, "modelPath" | "datasetDir" | "outDir" | "template" | "preset" | "trainOverrides" | "ablations" | "stage2MergeBase">): LfPipelineStep[] {
@@ -113,7 +113,7 @@ interface StepMarker {
 }
 
 function readMarker(step: LfPipelineStep): StepMarker | undefined {
-  const path = join(step.output, STEP_MARKER);
+  const path = join(step.output, LF_STEP_MARKER);
   return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as StepMarker) : undefined;
 }
 
@@ -145,7 +145,7 @@ export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipel
     }
     const configPath = join(configDir, `${step.name}.yaml`);
     await writeFileAtomic(configPath, toYaml(step.config));
-    const markerPath = join(step.output, STEP_MARKER);
+    const markerPath = join(step.output, LF_STEP_MARKER);
     // A marker for another config or other inputs: its checkpoints belong to that run, so start over.
     if (state === "stale") rmSync(markerPath, { force: true });
     const resume = step.command === "train" && state === "todo" ? "auto" : undefined;

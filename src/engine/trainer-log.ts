@@ -26,7 +26,7 @@ export interface TrainerLogRecord {
   vram_reserved?: number;
 }
 
-export const TRAINER_LOG = "trainer_log.jsonl";
+export const LF_TRAINER_LOG = "trainer_log.jsonl";
 
 export interface TailOptions {
   /** Stop after draining what is there once this settles (e.g. the process exited). */

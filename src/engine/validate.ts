@@ -36,7 +36,7 @@ export interface LfValidateOptions {
 }
 
 /** Files that mark a finished training run in output_dir (LLaMA-Factory's CHECKPOINT_NAMES and the Trainer's end-of-run files). */
-export const FINISHED_RUN_FILES = [
+export const LF_FINISHED_RUN_FILES = [
   "adapter_model.safetensors",
   "adapter_model.bin",
   "model.safetensors",
@@ -114,7 +114,7 @@ function checkOutputDir(config: LfConfigRecord, base: string, problems: LfProble
   if (!truthy(config.do_train) || truthy(config.overwrite_output_dir) || config.resume_from_checkpoint) return;
   if (typeof config.output_dir !== "string") return;
   const dir = isAbsolute(config.output_dir) ? config.output_dir : resolve(base, config.output_dir);
-  const found = FINISHED_RUN_FILES.find((name) => existsSync(join(dir, name)));
+  const found = LF_FINISHED_RUN_FILES.find((name) => existsSync(join(dir, name)));
   if (found) {
     problems.push({
       key: "output_dir",
