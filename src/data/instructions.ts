@@ -3,7 +3,7 @@
  * one known example is "Ensure the response is written in the past tense." Each instruction here
  * is one sentence that code can check: `verify` decides whether an answer follows it, and `build`
  * turns a gold answer into an answer that does (or returns null when that gold answer cannot be
- * made to follow it without changing what it says). Texts end with a period and no trailing
+ * made to follow it without changing what it says; a built answer always passes `verify`). Texts end with a period and no trailing
  * space, so in slots 1-3 of TASK_PROMPT the next sentence is glued on, as in the seed.
  */
 
@@ -43,7 +43,16 @@ export function numberToWords(n: number): string {
 const PAST = /\b(was|were|had|did)\b/i;
 const PRESENT = /\b(is|are|am|has|have|does|do|isn't|aren't|doesn't|don't)\b/i;
 
-export const INSTRUCTIONS: readonly CausalInstruction[] = [
+/** Makes `build` keep its promise: it returns an answer only when that answer passes `verify`. */
+const checked = (instruction: CausalInstruction): CausalInstruction => ({
+  ...instruction,
+  build: (ctx) => {
+    const answer = instruction.build(ctx);
+    return answer !== null && instruction.verify(answer, ctx) ? answer : null;
+  },
+});
+
+export const INSTRUCTIONS: readonly CausalInstruction[] = ([
   {
     id: "past_tense",
     text: "Ensure the response is written in the past tense.",
@@ -212,10 +221,7 @@ export const INSTRUCTIONS: readonly CausalInstruction[] = [
   {
     id: "semicolon_source",
     text: "Give the answer, then a semicolon, then the title of the supporting passage.",
-    verify: (a, c) => {
-      const at = a.lastIndexOf("; ");
-      return at > 0 && c.titles.includes(a.slice(at + 2).trim());
-    },
+    verify: (a, c) => c.titles.some((t) => a.trimEnd().endsWith(`; ${t}`) && a.trimEnd().length > t.length + 2 && a.trim() !== `; ${t}`),
     build: (c) => (firstTitle(c) === null ? null : `${c.gold.trim()}; ${firstTitle(c)}`),
   },
   {
@@ -224,7 +230,7 @@ export const INSTRUCTIONS: readonly CausalInstruction[] = [
     verify: (a) => a.trimEnd().endsWith("!") && hasLetterOrDigit(a),
     build: (c) => `${bare(c.gold)}!`,
   },
-];
+] satisfies CausalInstruction[]).map(checked);
 
 function hasLetterOrDigit(text: string): boolean {
   return /[\p{L}\p{N}]/u.test(text);
