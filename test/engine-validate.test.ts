@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkLfConfig, LfConfigError, validateLfConfig } from "../src/engine/validate.ts";
+import { checkLfConfig, LfConfigError, lfConfigWarnings, validateLfConfig } from "../src/engine/validate.ts";
 import { llamaFactoryKeys, llamaFactoryKeysSource, suggestKey } from "../src/engine/keys.ts";
 import { readModelModules } from "../src/engine/model-modules.ts";
 
@@ -129,4 +129,17 @@ test("required keys and a missing DeepSpeed file are reported", () => {
   const { dir } = workspace();
   const problems = checkLfConfig({ do_train: true, deepspeed: "ds/ds_z3_config.json" }, { cwd: dir });
   assert.deepEqual(problems.map((p) => p.key).sort(), ["dataset", "deepspeed", "model_name_or_path", "output_dir"]);
+});
+
+test("export: a local adapter folder must hold adapter_config.json; deprecated keys give notes", () => {
+  const { dir } = workspace();
+  const merge = { model_name_or_path: "model", adapter_name_or_path: join(dir, "stage1"), template: "llama2", finetuning_type: "lora", export_dir: "merged" };
+  const problems = checkLfConfig(merge, { command: "export", cwd: dir });
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!.message, /stage1 is not a LoRA adapter folder \(no adapter_config\.json; the folder does not exist\)/);
+  mkdirSync(join(dir, "stage1"));
+  writeFileSync(join(dir, "stage1", "adapter_config.json"), "{}");
+  assert.deepEqual(checkLfConfig(merge, { command: "export", cwd: dir }), []);
+  assert.deepEqual(checkLfConfig({ ...merge, adapter_name_or_path: "someone/hub-adapter" }, { command: "export", cwd: dir }), []);
+  assert.deepEqual(lfConfigWarnings({ warmup_ratio: 0.1, learning_rate: 1e-4 }).map((w) => w.key), ["warmup_ratio"]);
 });

@@ -9,7 +9,7 @@ import { llamaFactoryKeysSource, type LfCommand } from "./keys.ts";
 import { launchLlamaFactory, type LfJob, type LfLaunchOptions } from "./launch.ts";
 import { LF_ABLATIONS, runLfPipeline, type LfAblation } from "./pipeline.ts";
 import { lfProgress } from "./views.ts";
-import { checkLfKeys, LfConfigError, readLfConfigFile, validateLfConfig } from "./validate.ts";
+import { checkLfKeys, LfConfigError, lfConfigWarnings, readLfConfigFile, validateLfConfig } from "./validate.ts";
 import type { ZeroStage } from "./deepspeed.ts";
 
 /** `ktu lf config --preset NAME` -> the authors' config name (paperTrainConfigs / paperMergeConfigs keys). */
@@ -155,6 +155,7 @@ const validateCommand = defineCommand({
     const config = readLfConfigFile(file);
     const command = optionalChoice(values, "command", ["train", "export"] as const, name) ?? commandOf(config);
     validateLfConfig(config, { command, file, cwd: typeof values.cwd === "string" ? resolve(values.cwd) : undefined, datasetDir: values["dataset-dir"] as string | undefined });
+    for (const warning of lfConfigWarnings(config)) process.stderr.write(`ktu: note: ${file}, field ${warning.key}: ${warning.message}\n`);
     const source = llamaFactoryKeysSource();
     process.stdout.write(`ok: ${file} (${Object.keys(config).length} keys for llamafactory-cli ${command}; keys of LLaMA-Factory ${source.version} @${source.commit.slice(0, 9)})\n`);
   },

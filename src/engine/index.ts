@@ -1,5 +1,5 @@
 export { llamaFactoryKeys, llamaFactoryKeysSource, llamaFactoryKeysPath, suggestKey, deprecatedKeyNote, type LfCommand } from "./keys.ts";
-export { checkLfConfig, checkLfKeys, validateLfConfig, readLfConfigFile, LfConfigError, LF_FINISHED_RUN_FILES, type LfConfigRecord, type LfProblem, type LfValidateOptions } from "./validate.ts";
+export { checkLfConfig, checkLfKeys, lfConfigWarnings, validateLfConfig, readLfConfigFile, LfConfigError, LF_FINISHED_RUN_FILES, type LfConfigRecord, type LfProblem, type LfValidateOptions } from "./validate.ts";
 export { readModelModules, moduleMatches, type ModelModules } from "./model-modules.ts";
 export { tailTrainerLog, readTrainerLog, LF_TRAINER_LOG, type TrainerLogRecord, type TailOptions } from "./trainer-log.ts";
 export { deepspeedConfig, writeDeepspeedConfig, type ZeroStage } from "./deepspeed.ts";

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, rmSync, statSync, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { stringify as stringifyYaml } from "yaml";
+import { toYaml } from "../data/llamafactory.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeDeepspeedConfig, type ZeroStage } from "./deepspeed.ts";
@@ -295,7 +295,7 @@ async function materialiseConfig(config: string | LfConfigRecord, command: LfCom
   const out = config[outKey];
   if (typeof out !== "string" && !options.configPath) throw new UsageError(`the config has no ${outKey}, so give configPath for where to write it`);
   const path = resolve(cwd, options.configPath ?? join(out as string, `ktu-${command}.yaml`));
-  await writeFileAtomic(path, stringifyYaml(config));
+  await writeFileAtomic(path, toYaml(config));
   return { path, record: config };
 }
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../util/errors.ts";
-import { llamaFactoryKeys, suggestKey, type LfCommand } from "./keys.ts";
+import { deprecatedKeyNote, llamaFactoryKeys, suggestKey, type LfCommand } from "./keys.ts";
 import { moduleLeafNames, moduleMatches, readModelModules } from "./model-modules.ts";
 
 /** A LLaMA-Factory YAML as read: its own snake_case keys, any values. */
@@ -146,6 +146,13 @@ export function checkLfConfig(config: LfConfigRecord, options: LfValidateOptions
     const path = isAbsolute(config.deepspeed) ? config.deepspeed : resolve(base, config.deepspeed);
     if (!existsSync(path)) problems.push({ key: "deepspeed", message: `DeepSpeed config ${path} does not exist` });
   }
+  for (const adapter of splitList(config.adapter_name_or_path)) {
+    // An absolute path or an existing folder is local (anything else may be a hub id): it must hold an adapter.
+    const path = isAbsolute(adapter) ? adapter : resolve(base, adapter);
+    if ((isAbsolute(adapter) || existsSync(path)) && !existsSync(join(path, "adapter_config.json"))) {
+      problems.push({ key: "adapter_name_or_path", message: `${path} is not a LoRA adapter folder (no adapter_config.json${existsSync(path) ? "" : "; the folder does not exist"})` });
+    }
+  }
   if (command === "train") {
     checkDatasets(config, options, base, problems);
     checkOutputDir(config, base, problems);
@@ -153,6 +160,13 @@ export function checkLfConfig(config: LfConfigRecord, options: LfValidateOptions
   checkLoraTarget(config, base, problems);
   return problems;
 }
+
+/** Notes on keys that still work but are deprecated upstream (e.g. warmup_ratio in transformers 5.x). */
+export const lfConfigWarnings = (config: LfConfigRecord): LfProblem[] =>
+  Object.keys(config).flatMap((key) => {
+    const note = deprecatedKeyNote(key);
+    return note ? [{ key, message: note }] : [];
+  });
 
 /** Throws an LfConfigError listing every problem, or returns the config unchanged. */
 export function validateLfConfig(config: LfConfigRecord, options: LfValidateOptions = {}): LfConfigRecord {
