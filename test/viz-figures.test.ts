@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { calibrationReport } from "../src/eval/bootstrap.ts";
+import { authorsResultRows, resultRow, resultsTable, sideBySide } from "../src/eval/results.ts";
+import { summarizeRows } from "../src/eval/scoring.ts";
+import { accuracyBarChart, accuracyRowFromScores, outcomeTable, TEMP_PY_ROWS } from "../src/viz/bars.ts";
+import { confidenceHistogram, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
+import { repoRoot } from "../src/util/paths.ts";
+
+type Trace = Record<string, any>;
+const hand10 = JSON.parse(readFileSync(join(repoRoot, "test", "fixtures", "calibration", "hand_10.json"), "utf8"));
+
+test("reliability diagram: one bar per non-empty bin spanning it, gap up to mean confidence, every count below", () => {
+  const r = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { groups: hand10.inputs.groups, draws: 200 });
+  const fig = reliabilityDiagram(r, { description: "P(Sufficient) vs answerable, positive-class" });
+  const [acc, gap, marks, diagonal, counts] = fig.data as Trace[];
+  const nonEmpty = hand10.expected.reliability_diagram.counts.filter((k: number) => k > 0).length;
+  assert.equal(acc!.x.length, nonEmpty);
+  assert.ok(acc!.width.every((w: number) => Math.abs(w - 1 / 15) < 1e-15));
+  // Bin 12 holds 0.82 (y=1) and 0.85 (y=0): bar at its centre, height 0.5, gap from 0.5 up to 0.835.
+  const k = acc!.x.findIndex((x: number) => Math.abs(x - 12.5 / 15) < 1e-12);
+  assert.equal(acc!.y[k], 0.5);
+  assert.ok(Math.abs(gap!.base[k] - 0.5) < 1e-12 && Math.abs(gap!.y[k] - 0.335) < 1e-12);
+  assert.ok(Math.abs(marks!.x[k] - 0.835) < 1e-12);
+  assert.match(acc!.hovertext[k], /^\(0\.8000, 0\.8667\]<br>n = 2 \(few items\)/);
+  assert.match(acc!.hovertext[0], /^\[0\.0000, 0\.0667\]/);
+  assert.deepEqual(diagonal!.x, [0, 1]);
+  assert.equal(diagonal!.line.dash, "dash");
+  assert.deepEqual(counts!.y, hand10.expected.reliability_diagram.counts);
+  const note = (fig.layout as any).annotations[0].text as string;
+  assert.match(note, /ECE \(15 equal-width\) 0\.278 \[/);
+  assert.match(note, /MCE 0\.580 \(bin of 1\)/);
+  assert.match(note, /n = 10, base rate 0\.500/);
+  assert.deepEqual((fig.layout as any).xaxis.range, [0, 1]);
+  const bundle = (fig as any)[Symbol.for("Jupyter.display")]();
+  assert.deepEqual(bundle["application/vnd.plotly.v1+json"].data, fig.data);
+  assert.equal(typeof bundle["text/plain"], "string");
+  assert.doesNotThrow(() => JSON.stringify(fig));
+});
+
+test("confidence histograms split by question kind; risk-coverage steps", () => {
+  const items = hand10.inputs.confidences.map((c: number, i: number) => ({ confidence: c, question: hand10.inputs.labels[i] ? "known" : "unknown" }));
+  const h = confidenceHistogram(items);
+  assert.equal(h.data.length, 2);
+  assert.match((h.data[0] as Trace).name, /known questions \(n = 5\)/);
+  const r = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { draws: 0 });
+  const rc = riskCoverageCurve([{ name: "P(Sufficient)", curve: r.risk_coverage, aurc: r.aurc }]);
+  const t = rc.data[0] as Trace;
+  assert.equal(t.line.shape, "hv");
+  assert.deepEqual(t.x, hand10.expected.risk_coverage.coverage);
+  assert.match(t.name, /AURC 0\.272/);
+});
+
+test("the temp.py chart: three series in the authors' colours, ylim 50-100, every bar labelled with its source", () => {
+  const ours = accuracyRowFromScores("stories260K", { known_acc: 40, unknown_acc: 60 }, "ours: stories260K");
+  assert.equal(ours.overall, 48);
+  const fig = accuracyBarChart([...TEMP_PY_ROWS, ours]);
+  const traces = fig.data as Trace[];
+  assert.deepEqual([...new Set(traces.map((t) => t.marker.color))], ["salmon", "deepskyblue", "lightslategray"]);
+  assert.deepEqual((fig.layout as any).yaxis.range, [50, 100]);
+  assert.equal((fig.layout as any).yaxis.title.text, "score");
+  assert.equal(traces.reduce((n, t) => n + t.y.length, 0), 3 * 8);
+  for (const t of traces) assert.ok(t.text.every((s: string) => s === "authors (temp.py)" || s === "ours: stories260K"), t.name);
+  const f1Authors = traces.find((t) => t.name === "F1 Score: authors (temp.py)")!;
+  assert.deepEqual(f1Authors.y, [81.6, 67.2, 64.6, 66.5, 69.6, 32.8, 85.8]);
+  assert.ok(Math.abs(f1Authors.x[0] - -1.3 * 0.18) < 1e-12);
+  assert.notEqual(traces.find((t) => t.name === "F1 Score: ours: stories260K")!.marker.pattern.shape, f1Authors.marker.pattern.shape);
+});
+
+test("outcome table and arquero results, side by side", () => {
+  const acc = summarizeRows([
+    { id: "1", known_correct: true, unknown_correct: true, known_outcome: "correct" },
+    { id: "2", known_correct: false, unknown_correct: false, known_outcome: "refused" },
+    { id: "3", known_correct: false, unknown_correct: true, known_outcome: "wrong" },
+  ]);
+  const t = outcomeTable(acc).data[0] as Trace;
+  assert.deepEqual(t.text[0], ["1<br>(33.3%)", "1<br>(33.3%)", "1<br>(33.3%)"]);
+  assert.deepEqual(t.text[1], ["n/a", "1<br>(33.3%)", "2<br>(66.7%)"]);
+  const rows = [...authorsResultRows(), resultRow("LLaMA2", "ours, llama2_chat", { ...acc, metric: "2024-08" })];
+  const table = resultsTable(rows);
+  assert.equal(table.numRows(), 8);
+  assert.deepEqual(table.column("source")!.at(7), "ours");
+  const wide = sideBySide(rows);
+  assert.equal(wide.numRows(), 7);
+  const llama = wide.objects().find((r: any) => r.model === "LLaMA2") as any;
+  assert.equal(llama["known_acc | Llama-2-7b-chat"], 79.3);
+  assert.equal(llama["known_acc | ours, llama2_chat"], 33.33);
+});
