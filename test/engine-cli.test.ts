@@ -130,3 +130,25 @@ test("ktu lf validate and ktu lf train: progress lines, crash with the last line
   const pid = Number(/\(pid (\d+)\)/.exec(stderr)![1]);
   assert.throws(() => process.kill(pid, 0), /ESRCH/, "the engine process is gone");
 });
+
+test("ktu lf pipeline runs the two stages with merges, then skips them on a re-run", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ktu-lf-cli-"));
+  const data = join(dir, "data");
+  mkdirSync(data);
+  const names = ["TrustworthyLLM_Cognition_Finetuning_Dataset", "TrustworthyLLM_PromptSensitive_Finetuning_Dataset", "TrustworthyLLM_QA_Finetuning_Dataset"];
+  for (const name of names) writeFileSync(join(data, `${name}.json`), JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ instruction: `${i}`, input: "", output: "x" }))));
+  writeFileSync(join(data, "dataset_info.json"), JSON.stringify(Object.fromEntries(names.map((n) => [n, { file_name: `${n}.json` }]))));
+  const args = ["lf", "pipeline", "--model", join(dir, "base"), "--data", data, "--out", join(dir, "runs"), "--ablations", "Llama2_Stage1_QA", "--set", "logging_steps=1", "--set", "per_device_train_batch_size=1"];
+  const env = { KTU_LLAMAFACTORY_CLI: fakeCli, FAKE_LF_STEP_MS: "1" };
+  const first = runKtu(args, { cwd: dir, env });
+  assert.equal(first.status, 0, first.stderr);
+  const result = JSON.parse(first.stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual(result.steps, { Llama2_Stage1: "ran", Llama2_Stage1_merge: "ran", Llama2_Stage1_Stage2: "ran", Llama2_Stage1_Stage2_merge: "ran", Llama2_Stage1_QA: "ran" });
+  assert.match(first.stdout, /^Llama2_Stage1_Stage2 \[#+\] {2}100\.0%/m);
+  assert.ok(existsSync(join(dir, "runs", "configs", "Llama2_Stage1_Stage2.yaml")));
+  const second = runKtu(args, { cwd: dir, env });
+  assert.equal(second.status, 0, second.stderr);
+  assert.deepEqual(Object.values(JSON.parse(second.stdout.trim()).steps), ["skipped", "skipped", "skipped", "skipped", "skipped"]);
+  assert.match(second.stderr, /Llama2_Stage1: already complete in .*TrustworthyLLM_Cognition_Finetuning_Model_0, skipped/);
+  assert.equal(runKtu([...args, "--ablations", "nope"], { cwd: dir, env }).status, 2);
+});
