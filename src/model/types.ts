@@ -30,6 +30,10 @@ export interface LlamaLayerWeights {
   w1: Float32Array; // gate [hiddenDim, dim]
   w2: Float32Array; // down [dim, hiddenDim]
   w3: Float32Array; // up [hiddenDim, dim]
+  /** Attention biases, only in architectures that have them (Qwen2; Llama with attention_bias). */
+  bq?: Float32Array; // [nHeads*headDim]
+  bk?: Float32Array; // [nKvHeads*headDim]
+  bv?: Float32Array; // [nKvHeads*headDim]
 }
 
 export interface LlamaWeights {
