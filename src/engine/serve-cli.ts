@@ -1,3 +1,128 @@
-import type { Command } from "../util/command.ts";
+/**
+ * `ktu serve`: the in-process model over an OpenAI-compatible HTTP API (see server.ts), until SIGINT
+ * or SIGTERM. Binds to 127.0.0.1 unless --host says otherwise.
+ */
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { loadLlama2c } from "../model/llama2c.ts";
+import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import type { LlamaModelData } from "../model/types.ts";
+import { defineCommand, optionalNumber, requireString, type Command } from "../util/command.ts";
+import { InputError, UsageError } from "../util/errors.ts";
+import { startServer } from "./server.ts";
 
-export const commands: Command[] = [];
+const NAME = "serve";
+
+export interface ServedModel {
+  model: LlamaModelData;
+  tokenizer: Tokenizer;
+  name: string;
+}
+
+/**
+ * Loads what `ktu serve --model --tokenizer --adapter` names: a llama2.c .bin with its tokenizer .bin
+ * (default: tokenizer.bin beside the model), or a Hugging Face folder (config.json, safetensors,
+ * tokenizer.json); a PEFT adapter folder is merged into the weights before serving.
+ */
+export async function loadServedModel(modelPath: string, tokenizerPath?: string, adapterDir?: string): Promise<ServedModel> {
+  if (!existsSync(modelPath)) throw new InputError(modelPath, undefined, undefined, "no such model file or folder");
+  let model: LlamaModelData;
+  let tokenizer: Tokenizer;
+  if (statSync(modelPath).isDirectory()) {
+    ({ model, tokenizer } = await loadHfFolder(modelPath, tokenizerPath));
+  } else {
+    model = loadLlama2c(modelPath);
+    const tok = tokenizerPath ?? join(dirname(modelPath), "tokenizer.bin");
+    if (!existsSync(tok)) throw new UsageError(`ktu ${NAME}: --tokenizer is required (no tokenizer.bin beside ${modelPath})`);
+    tokenizer = Llama2cTokenizer.load(tok, model.config.vocabSize);
+  }
+  if (adapterDir !== undefined) {
+    // The trainer (and TensorFlow.js with it) loads only when an adapter is asked for.
+    const { LoraAdapter, mergeLora } = await import("../train/lora.ts");
+    const adapter = LoraAdapter.load(adapterDir, model.config);
+    try {
+      model = mergeLora(model, adapter);
+    } finally {
+      adapter.dispose();
+    }
+  }
+  const name = basename(modelPath).replace(/\.bin$/, "") + (adapterDir ? `+${basename(adapterDir)}` : "");
+  return { model, tokenizer, name };
+}
+
+interface HfLoaders {
+  loadHfModel?: (dir: string) => LlamaModelData | Promise<LlamaModelData>;
+  loadHfTokenizer?: (path: string) => Tokenizer | Promise<Tokenizer>;
+}
+
+/** Hugging Face folders go through the model area's loaders, found at run time so a llama2.c serve never needs them. */
+async function loadHfFolder(dir: string, tokenizerPath?: string): Promise<{ model: LlamaModelData; tokenizer: Tokenizer }> {
+  const area = (await import("../model/index.ts")) as unknown as HfLoaders;
+  if (typeof area.loadHfModel !== "function" || typeof area.loadHfTokenizer !== "function") {
+    throw new InputError(dir, undefined, undefined, "serving a Hugging Face model folder needs the safetensors/tokenizer.json loaders, which this build does not have yet; serve a llama2.c .bin instead");
+  }
+  const model = await area.loadHfModel(dir);
+  const tokenizer = await area.loadHfTokenizer(tokenizerPath ?? dir);
+  return { model, tokenizer };
+}
+
+export const commands: Command[] = [
+  defineCommand({
+    name: NAME,
+    summary: "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models)",
+    help: `  --model FILE|DIR     llama2.c checkpoint (.bin) or Hugging Face model folder
+  --tokenizer FILE     llama2.c tokenizer (.bin); default tokenizer.bin beside the model
+  --adapter DIR        PEFT LoRA adapter folder, merged into the weights before serving
+  --host ADDR          address to bind (default 127.0.0.1, loopback only)
+  --port N             port (default 8000; 0 picks a free one)
+  --name ID            model id reported by /v1/models (default: the file name)
+  --template NAME      chat template for /v1/chat/completions: default (Human: ...\\nAssistant:),
+                       alpaca, llama2, llama3, mistral, qwen, empty
+  --max-batch N        sequences decoded together (default 16)
+  --max-queue N        waiting requests before HTTP 429 (default 1024)`,
+    options: {
+      model: { type: "string" },
+      tokenizer: { type: "string" },
+      adapter: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      name: { type: "string" },
+      template: { type: "string" },
+      "max-batch": { type: "string" },
+      "max-queue": { type: "string" },
+    },
+    async run(values) {
+      const port = optionalNumber(values, "port", NAME) ?? 8000;
+      const maxBatch = optionalNumber(values, "max-batch", NAME);
+      const maxQueue = optionalNumber(values, "max-queue", NAME);
+      for (const [name, v] of [["port", port], ["max-batch", maxBatch], ["max-queue", maxQueue]] as const) {
+        if (v !== undefined && (!Number.isInteger(v) || v < (name === "port" ? 0 : 1) || v > 65535 * 16)) throw new UsageError(`ktu ${NAME}: --${name} must be a whole number, got ${v}`);
+      }
+      const served = await loadServedModel(requireString(values, "model", NAME), values.tokenizer as string | undefined, values.adapter as string | undefined);
+      const host = (values.host as string | undefined) ?? "127.0.0.1";
+      const server = await startServer({
+        model: served.model,
+        tokenizer: served.tokenizer,
+        modelName: (values.name as string | undefined) ?? served.name,
+        chatTemplate: (values.template as string | undefined) ?? "default",
+        host,
+        port,
+        maxBatch,
+        maxQueue,
+      });
+      if (!["127.0.0.1", "localhost", "::1"].includes(host)) process.stderr.write(`ktu serve: warning: listening on ${host}, reachable from other machines; there is no authentication\n`);
+      process.stdout.write(`ktu serve: ${served.name} on ${server.url}/v1 (Ctrl-C stops)\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          void server.close().then(resolve, resolve);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+      return 0;
+    },
+  }),
+];
