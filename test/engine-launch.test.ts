@@ -160,3 +160,10 @@ test("a config that fails validation is not launched", async () => {
   const job: LfJob = await launchLlamaFactory({ model_name_or_path: "base", do_train: true, dataset: "s1", output_dir: out, lora_rnak: 4 }, { cli: fakeCli, cwd: dir, validate: false });
   await assert.rejects(job.wait(), /Some keys are not used by the HfArgumentParser: \['lora_rnak'\]/);
 });
+
+test("a missing llamafactory-cli is a clear error", async () => {
+  const { dir, cfg } = workspace(8);
+  const job = await launchLlamaFactory(cfg, { cli: join(dir, "no-such-llamafactory-cli"), cwd: dir });
+  await assert.rejects(job.wait(), /could not start .*no-such-llamafactory-cli: spawn .* ENOENT; install LLaMA-Factory .* KTU_LLAMAFACTORY_CLI/);
+  assert.equal(job.status, "failed");
+});

@@ -135,6 +135,7 @@ export class LfJob {
   private interruptRequested = false;
   private exited = false;
   private settled = false;
+  private spawnError: Error | undefined;
 
   constructor(
     readonly name: string,
@@ -151,6 +152,7 @@ export class LfJob {
   ) {
     const exit = new Promise<LfJobResult>((resolveExit) => {
       child.on("error", (error) => {
+        this.spawnError = error;
         this.addLine(`ktu: could not start ${argv[0]}: ${error.message}`);
         this.finish(null, null, resolveExit);
       });
@@ -232,6 +234,9 @@ export class LfJob {
   /** Resolves when the run succeeded or was interrupted; rejects with the last 20 lines when it failed. */
   async wait(): Promise<LfJobResult> {
     const result = await this.done;
+    if (result.status === "failed" && this.spawnError) {
+      throw new LfRunError(`could not start ${this.argv[0]}: ${this.spawnError.message}; install LLaMA-Factory (it provides llamafactory-cli) or name the command with --cli or KTU_LLAMAFACTORY_CLI`, this, []);
+    }
     if (result.status === "failed") {
       const last = this.lastLines(20);
       const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;

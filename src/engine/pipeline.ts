@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset, type LlamaFactoryTrainConfig } from "../data/llamafactory.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
@@ -9,9 +9,10 @@ import type { LfConfigRecord } from "./validate.ts";
 
 /**
  * US-Tuning on LLaMA-Factory: stage 1 -> merge -> stage 2 on the merged model -> merge, plus the
- * ablations. Each step writes a marker (ktu-step.json, with a hash of its config) into its output
- * folder when it completes, and a re-run skips completed steps, resumes an interrupted training
- * step from its last checkpoint, and redoes a step whose config changed.
+ * ablations. Each step keeps a marker (ktu-step.json: a hash of its config and the run ids of its
+ * inputs) in its output folder, written when it starts and again when it completes. A re-run
+ * skips completed steps, resumes an interrupted training step from its last checkpoint, and
+ * redoes a step whose config or inputs changed.
  */
 export interface LfPipelineStep {
   readonly name: string;
@@ -104,11 +105,14 @@ function outputComplete(step: LfPipelineStep): boolean {
 interface StepMarker {
   step: string;
   command: LfCommand;
+  /** "started" is written before launch, so an interrupted step is known to be this config's. */
+  status: "started" | "done";
   configHash: string;
   /** The runId of each step this one read, so that redoing an input redoes this step too. */
   inputs: Record<string, string>;
-  runId: string;
-  finishedAt: string;
+  runId?: string;
+  startedAt: string;
+  finishedAt?: string;
   config: LfConfigRecord;
 }
 
@@ -118,14 +122,14 @@ function readMarker(step: LfPipelineStep): StepMarker | undefined {
 }
 
 /**
- * "done" when the marker is for this config and these inputs and the outputs are there; "stale" when
- * the marker is for another config or other inputs (its checkpoints must not be resumed); else "todo".
+ * "done": the marker says this config with these inputs finished and the outputs are there.
+ * "resume": this config with these inputs was started (or its outputs went missing): continue it.
+ * "fresh": no marker, or one for another config or other inputs, whose checkpoints must not be resumed.
  */
-export function lfStepState(step: LfPipelineStep, inputs: Record<string, string> = {}): "done" | "stale" | "todo" {
+export function lfStepState(step: LfPipelineStep, inputs: Record<string, string> = {}): "done" | "resume" | "fresh" {
   const marker = readMarker(step);
-  if (!marker) return "todo";
-  if (marker.configHash !== lfConfigHash(step.config) || stableJson(marker.inputs ?? {}) !== stableJson(inputs)) return "stale";
-  return outputComplete(step) ? "done" : "todo";
+  if (!marker || marker.configHash !== lfConfigHash(step.config) || stableJson(marker.inputs ?? {}) !== stableJson(inputs)) return "fresh";
+  return marker.status === "done" && outputComplete(step) ? "done" : "resume";
 }
 
 export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipelineResult> {
@@ -138,7 +142,7 @@ export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipel
     const inputs = Object.fromEntries(step.needs.map((need) => [need, runIds[need] ?? ""]));
     const state = lfStepState(step, inputs);
     if (state === "done") {
-      runIds[step.name] = readMarker(step)!.runId;
+      runIds[step.name] = readMarker(step)!.runId!;
       result.steps[step.name] = "skipped";
       options.onStep?.({ type: "skipped", step });
       continue;
@@ -146,9 +150,10 @@ export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipel
     const configPath = join(configDir, `${step.name}.yaml`);
     await writeFileAtomic(configPath, toYaml(step.config));
     const markerPath = join(step.output, LF_STEP_MARKER);
-    // A marker for another config or other inputs: its checkpoints belong to that run, so start over.
-    if (state === "stale") rmSync(markerPath, { force: true });
-    const resume = step.command === "train" && state === "todo" ? "auto" : undefined;
+    const marker: StepMarker = { step: step.name, command: step.command, status: "started", configHash: lfConfigHash(step.config), inputs, startedAt: new Date().toISOString(), config: step.config };
+    await writeJsonAtomic(markerPath, marker);
+    // A fresh training step must not pick up checkpoints it did not write: "auto" only when resuming.
+    const resume = step.command === "train" && state === "resume" ? "auto" : undefined;
     const job = await launchLlamaFactory(configPath, { ...options, name: step.name, resume }, step.command);
     options.onStep?.({ type: "started", step, job, resumed: job.argv.some((a) => a.startsWith("resume_from_checkpoint=")) });
     const abort = () => void job.interrupt();
@@ -165,9 +170,9 @@ export async function runLfPipeline(options: LfPipelineOptions): Promise<LfPipel
       return { ...result, status: "interrupted" };
     }
     const finishedAt = new Date().toISOString();
-    const marker: StepMarker = { step: step.name, command: step.command, configHash: lfConfigHash(step.config), inputs, runId: `${finishedAt}-${randomBytes(4).toString("hex")}`, finishedAt, config: step.config };
-    await writeJsonAtomic(markerPath, marker);
-    runIds[step.name] = marker.runId;
+    const runId = `${finishedAt}-${randomBytes(4).toString("hex")}`;
+    await writeJsonAtomic(markerPath, { ...marker, status: "done", runId, finishedAt });
+    runIds[step.name] = runId;
     result.steps[step.name] = "ran";
   }
   return result;
