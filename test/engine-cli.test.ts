@@ -121,7 +121,11 @@ test("ktu lf validate and ktu lf train: progress lines, crash with the last line
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
-  while (!stdout.includes("2/6")) await new Promise((r) => setTimeout(r, 20));
+  const deadline = Date.now() + 20_000;
+  while (!stdout.includes("2/6")) {
+    assert.ok(Date.now() < deadline && child.exitCode === null, `no progress: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   child.kill("SIGINT");
   const code = await new Promise<number | null>((r) => child.on("close", r));
   assert.equal(code, 130, stderr);
