@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "../model/backend.ts";
 import { crossEntropy, TfLlama } from "../model/llama-tf.ts";
@@ -27,6 +27,8 @@ export interface StepResult {
   /** Global gradient norm before clipping. */
   readonly gradNorm: number;
   /** Response tokens the loss was computed on. */
+  readonly targetTokens: number;
+  /** Input tokens (padding excluded) the step processed; tokensPerSec counts these, as HF's throughput does. */
   readonly tokens: number;
   readonly tokensPerSec: number;
   readonly ms: number;
@@ -112,6 +114,7 @@ export class SftTrainer {
     this.trainSet = options.train;
     this.val = options.val ?? [];
     this.outputDir = options.outputDir;
+    if (this.outputDir) mkdirSync(this.outputDir, { recursive: true });
     this.baseModelName = options.baseModelName ?? "model";
     this.padId = options.padId ?? 0;
     this.rng = new Rng(config.seed);
@@ -217,7 +220,13 @@ export class SftTrainer {
       groupBatches.push(this.order.slice(start, start + c.batchSize).map((i) => this.trainSet[i]!));
     }
     let tokens = 0;
-    for (const examples of groupBatches) for (const e of examples) for (let t = 1; t < e.labels.length; t++) if (e.labels[t] !== IGNORE_INDEX) tokens++;
+    let inputTokens = 0;
+    for (const examples of groupBatches) {
+      for (const e of examples) {
+        inputTokens += e.inputIds.length;
+        for (let t = 1; t < e.labels.length; t++) if (e.labels[t] !== IGNORE_INDEX) tokens++;
+      }
+    }
     const grads = this.adapter.parameters.map((p) => new Float32Array(p.values.length));
     const lr = this.learningRateAt(this.globalStep);
     let loss = 0;
@@ -249,7 +258,7 @@ export class SftTrainer {
     this.globalStep++;
     this.stepsThisRun++;
     const ms = performance.now() - t0;
-    let result: StepResult = { step: this.globalStep, totalSteps: this.totalSteps, epoch: this.epochNow(), loss, lr, gradNorm, tokens, tokensPerSec: (tokens / ms) * 1000, ms };
+    let result: StepResult = { step: this.globalStep, totalSteps: this.totalSteps, epoch: this.epochNow(), loss, lr, gradNorm, targetTokens: tokens, tokens: inputTokens, tokensPerSec: (inputTokens / ms) * 1000, ms };
     this.lossSinceLog += loss;
     this.stepsSinceLog++;
     if (this.globalStep % c.loggingSteps === 0 || this.done) this.log({ loss: Math.round((this.lossSinceLog / this.stepsSinceLog) * 1e4) / 1e4, lr });
