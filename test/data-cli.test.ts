@@ -103,6 +103,11 @@ test("ktu start builds every dataset and prints the summary table", () => {
   assert.match(r.stdout, /benchmark \(paper filter\)\s+342\s+of 454 ordered pairs/);
   assert.match(r.stdout, /benchmark \(corrected filter\)\s+289/);
   assert.match(r.stdout, /stage 2 \(PromptSensitive\)\s+300/);
+  // The same split as `ktu data split --seed 42 --test-fraction 0.3`; stage 1 on its train side.
+  assert.match(r.stdout, /split train \/ test \(paper\)\s+243 \/ 99\s+83 \/ 36 questions/);
+  assert.match(r.stdout, /split train \/ test \(corrected\)\s+208 \/ 81/);
+  assert.match(r.stdout, /stage 1 \(Cognition\)\s+486/);
+  assert.match(r.stdout, /ablation Cognition_PSQA\s+729/);
   const summary = JSON.parse(readFileSync(join(tmp, "start", "data", "summary.json"), "utf8")) as { counts: { stage1: number; split: { paper: { train: number } } } };
   assert.equal(summary.counts.stage1, 2 * summary.counts.split.paper.train);
   assert.ok(existsSync(join(tmp, "start", "data", "llamafactory", "configs", "train_lora", "Llama2_Stage1_Stage2.yaml")));

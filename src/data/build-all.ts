@@ -5,7 +5,7 @@ import { readAsqa } from "./asqa.ts";
 import { buildBenchmark, type BenchmarkCounts } from "./benchmark.ts";
 import { exportLlamaFactory, type ExportOptions, type ExportResult } from "./export.ts";
 import { readHotpotAll, type HotpotSample } from "./hotpot.ts";
-import { assignQuestions, DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, splitBenchmark } from "./split.ts";
+import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, splitBenchmark } from "./split.ts";
 import { buildStage1 } from "./stage1.ts";
 import { buildCognitionPsqa, buildQaAblation, buildStage2, DEFAULT_STAGE2_LIMIT } from "./stage2.ts";
 
@@ -56,10 +56,10 @@ export async function buildAllDatasets(options: BuildAllOptions = {}): Promise<B
 
   const paper = buildBenchmark(asqa.items, { filter: "paper" });
   const corrected = buildBenchmark(asqa.items, { filter: "corrected" });
-  // One assignment for both filters, so a question is on the same side in each.
-  const assignment = assignQuestions(paper.uncleaned.map((r) => r.sample_id), { seed, testFraction: options.testFraction ?? DEFAULT_TEST_FRACTION });
-  const paperSplit = splitBenchmark(paper.rows, { assignment });
-  const correctedSplit = splitBenchmark(corrected.rows, { assignment });
+  // The paper benchmark's questions are drawn (as `ktu data split` does), and the same assignment
+  // serves the corrected benchmark, whose questions are a subset: a question sits on one side in both.
+  const paperSplit = splitBenchmark(paper.rows, { seed, testFraction: options.testFraction ?? DEFAULT_TEST_FRACTION });
+  const correctedSplit = splitBenchmark(corrected.rows, { assignment: paperSplit.assignment });
 
   const write = async (key: string, file: string, rows: readonly unknown[]): Promise<void> => {
     paths[key] = join(outDir, file);
