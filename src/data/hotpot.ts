@@ -120,7 +120,7 @@ export async function* readHotpot(file: string, options: HotpotReadOptions = {},
   };
   if (layout === "original") {
     for await (const { text, index, offset } of splitJsonArray(chunks, file)) {
-      const name = `record ${recordName(index, offset)}`;
+      const name = recordName(index, offset);
       try {
         let raw: unknown;
         try {

@@ -121,6 +121,6 @@ export async function* splitJsonArray(chunks: AsyncIterable<Uint8Array>, file: s
     base += n;
   }
   if (!sawAny) throw new InputError(file, undefined, undefined, "file is empty");
-  if (depth >= 2) throw new InputError(file, `record ${recordName(index, recordOffset)}`, undefined, "file ends inside this record (truncated?)");
+  if (depth >= 2) throw new InputError(file, recordName(index, recordOffset), undefined, "file ends inside this record (truncated?)");
   if (!closed) throw new InputError(file, `at byte ${base}`, undefined, "file ends before the closing ']' of the array (truncated?)");
 }
