@@ -7,6 +7,7 @@
  * float32 as run.c and PyTorch compute them, which keeps logits within ~1e-6 of run.c's.
  */
 import type { LlamaConfig, LlamaModelData, LlamaWeights } from "./types.ts";
+import { wasmKernels, type WasmKernels } from "./wasm-kernels.ts";
 
 /** Keys and values of one sequence: [layer][kvHead][position][headSize], so one head's history is contiguous. */
 export class KvCache {
@@ -78,7 +79,7 @@ function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, dim: 
   }
 }
 
-/** Work buffers for a batch of up to `capacity` rows. */
+/** Work buffers for a batch of up to `capacity` rows, laid out in `buffer` from `offset` (16-byte aligned). */
 class Scratch {
   x: Float32Array;
   xb: Float32Array;
@@ -88,33 +89,57 @@ class Scratch {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
-  att: Float64Array;
   logits: Float32Array;
-  constructor(c: LlamaConfig, kvDim: number, readonly capacity: number, attLen: number) {
-    this.x = new Float32Array(capacity * c.dim);
-    this.xb = new Float32Array(capacity * c.dim);
-    this.xb2 = new Float32Array(capacity * c.dim);
-    this.hb = new Float32Array(capacity * c.hiddenDim);
-    this.hb2 = new Float32Array(capacity * c.hiddenDim);
-    this.q = new Float32Array(capacity * c.dim);
-    this.k = new Float32Array(capacity * kvDim);
-    this.v = new Float32Array(capacity * kvDim);
-    this.att = new Float64Array(attLen);
-    this.logits = new Float32Array(capacity * c.vocabSize);
+  att: Float64Array;
+  constructor(c: LlamaConfig, kvDim: number, readonly capacity: number, buffer: ArrayBuffer = new ArrayBuffer(Scratch.bytes(c, kvDim, capacity)), offset = 0) {
+    const take = (n: number): Float32Array => {
+      const view = new Float32Array(buffer, offset, n);
+      offset += Math.ceil(n / 4) * 16;
+      return view;
+    };
+    this.x = take(capacity * c.dim);
+    this.xb = take(capacity * c.dim);
+    this.xb2 = take(capacity * c.dim);
+    this.hb = take(capacity * c.hiddenDim);
+    this.hb2 = take(capacity * c.hiddenDim);
+    this.q = take(capacity * c.dim);
+    this.k = take(capacity * kvDim);
+    this.v = take(capacity * kvDim);
+    this.logits = take(capacity * c.vocabSize);
+    this.att = new Float64Array(c.seqLen);
   }
+  static bytes(c: LlamaConfig, kvDim: number, capacity: number): number {
+    const pad = (n: number): number => Math.ceil(n / 4) * 16;
+    return pad(capacity * c.dim) * 4 + pad(capacity * c.hiddenDim) * 2 + pad(capacity * kvDim) * 2 + pad(capacity * c.vocabSize);
+  }
+}
+
+export interface DecoderOptions {
+  /**
+   * "wasm" (default where WebAssembly SIMD exists) runs the matrix products in wasm-kernels.ts on a
+   * copy of the matrices in WebAssembly memory, taken once here: change weights in place afterwards
+   * and the decoder will not see it (make a new Decoder). "js" reads the weights where they are.
+   */
+  kernel?: "wasm" | "js";
 }
 
 export class Decoder {
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
+  /** Which kernel runs the matrix products. */
+  readonly kernel: "wasm" | "js";
   private readonly headSize: number;
   private readonly kvDim: number;
   private readonly kvMul: number;
   private readonly cos: Float32Array;
   private readonly sin: Float32Array;
   private scratch: Scratch;
+  private readonly wasm: WasmKernels | undefined;
+  /** Byte address in wasm memory of each matrix's copy. */
+  private readonly pointers = new Map<Float32Array, number>();
+  private readonly scratchAt: number = 0;
 
-  constructor(model: LlamaModelData) {
+  constructor(model: LlamaModelData, options: DecoderOptions = {}) {
     const c = (this.config = model.config);
     this.weights = model.weights;
     this.headSize = c.dim / c.nHeads;
@@ -132,7 +157,39 @@ export class Decoder {
         this.sin[p * half + j] = Math.sin(val);
       }
     }
-    this.scratch = new Scratch(c, this.kvDim, 1, c.seqLen);
+    const matrices = [...model.weights.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3]), model.weights.lmHead];
+    const weightBytes = matrices.reduce((a, m) => a + Math.ceil(m.length / 4) * 16, 0);
+    this.wasm = options.kernel === "js" || weightBytes > 2 ** 31 ? undefined : wasmKernels(weightBytes + Scratch.bytes(c, this.kvDim, 1));
+    this.kernel = this.wasm ? "wasm" : "js";
+    if (this.wasm) {
+      let at = 0;
+      for (const m of matrices) {
+        if (this.pointers.has(m)) continue;
+        new Float32Array(this.wasm.memory.buffer, at, m.length).set(m);
+        this.pointers.set(m, at);
+        at += Math.ceil(m.length / 4) * 16;
+      }
+      this.scratchAt = at;
+      this.scratch = new Scratch(c, this.kvDim, 1, this.wasm.memory.buffer, at);
+    } else this.scratch = new Scratch(c, this.kvDim, 1);
+  }
+
+  /** Buffers for `rows` rows; growing wasm memory detaches every earlier view, so all are rebuilt. */
+  private ensureRows(rows: number): Scratch {
+    if (this.scratch.capacity >= rows) return this.scratch;
+    const capacity = Math.max(rows, this.scratch.capacity * 2);
+    if (!this.wasm) return (this.scratch = new Scratch(this.config, this.kvDim, capacity));
+    const need = this.scratchAt + Scratch.bytes(this.config, this.kvDim, capacity);
+    const have = this.wasm.memory.buffer.byteLength;
+    if (need > have) this.wasm.memory.grow(Math.ceil((need - have) / 65536));
+    return (this.scratch = new Scratch(this.config, this.kvDim, capacity, this.wasm.memory.buffer, this.scratchAt));
+  }
+
+  /** y = W x for `rows` rows: the wasm kernel when W has a copy there and the shapes suit it. */
+  private mm(y: Float32Array, x: Float32Array, w: Float32Array, n: number, d: number, rows: number): void {
+    const at = this.pointers.get(w);
+    if (at !== undefined && (n & 3) === 0 && (d & 3) === 0) this.wasm!.matmul(y.byteOffset, x.byteOffset, at, n, d, rows);
+    else matmul(y, x, w, n, d, rows);
   }
 
   newCache(capacity = this.config.seqLen): KvCache {
@@ -184,8 +241,7 @@ export class Decoder {
       if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) throw new RangeError(`token id ${token} is outside the vocabulary (0..${c.vocabSize - 1})`);
       if (positions[r]! >= caches[r]!.capacity) throw new RangeError(`position ${positions[r]} is beyond the context of ${caches[r]!.capacity} positions`);
     }
-    if (this.scratch.capacity < B) this.scratch = new Scratch(c, this.kvDim, Math.max(B, this.scratch.capacity * 2), c.seqLen);
-    const s = this.scratch;
+    const s = this.ensureRows(B);
     for (let r = 0; r < B; r++) s.x.set(w.tokenEmbedding.subarray(tokens[r]! * dim, (tokens[r]! + 1) * dim), r * dim);
     for (let l = 0; l < c.nLayers; l++) {
       this.attentionBlock(l, s, caches, positions, B);
@@ -194,7 +250,7 @@ export class Decoder {
     for (let r = 0; r < B; r++) caches[r]!.length = positions[r]! + 1;
     const last = s.x.subarray((B - logitRows) * dim, B * dim);
     rmsnorm(last, last, w.finalNorm, dim, logitRows, c.normEps);
-    matmul(s.logits, last, w.lmHead, dim, c.vocabSize, logitRows);
+    this.mm(s.logits, last, w.lmHead, dim, c.vocabSize, logitRows);
     return s.logits;
   }
 
@@ -207,9 +263,9 @@ export class Decoder {
     const interleaved = c.ropeStyle === "interleaved";
     const scale = 1 / Math.sqrt(headSize);
     rmsnorm(s.xb, s.x, layer.attnNorm, dim, B, c.normEps);
-    matmul(s.q, s.xb, layer.wq, dim, dim, B);
-    matmul(s.k, s.xb, layer.wk, dim, kvDim, B);
-    matmul(s.v, s.xb, layer.wv, dim, kvDim, B);
+    this.mm(s.q, s.xb, layer.wq, dim, dim, B);
+    this.mm(s.k, s.xb, layer.wk, dim, kvDim, B);
+    this.mm(s.v, s.xb, layer.wv, dim, kvDim, B);
     for (let r = 0; r < B; r++) {
       const to = positions[r]! * half;
       for (let h = 0; h < nHeads; h++) rope(s.q, r * dim + h * headSize, this.cos, this.sin, to, half, interleaved);
@@ -228,7 +284,7 @@ export class Decoder {
         attend(s.xb, s.q, r * dim + h * headSize, cache.key, cache.value, ko, positions[r]!, headSize, scale, s.att);
       }
     }
-    matmul(s.xb2, s.xb, layer.wo, dim, dim, B);
+    this.mm(s.xb2, s.xb, layer.wo, dim, dim, B);
     addInto(s.x, s.xb2, B * dim);
   }
 
@@ -236,10 +292,10 @@ export class Decoder {
     const c = this.config;
     const layer = this.weights.layers[l]!;
     rmsnorm(s.xb, s.x, layer.ffnNorm, c.dim, B, c.normEps);
-    matmul(s.hb, s.xb, layer.w1, c.dim, c.hiddenDim, B);
-    matmul(s.hb2, s.xb, layer.w3, c.dim, c.hiddenDim, B);
+    this.mm(s.hb, s.xb, layer.w1, c.dim, c.hiddenDim, B);
+    this.mm(s.hb2, s.xb, layer.w3, c.dim, c.hiddenDim, B);
     swiglu(s.hb, s.hb2, B * c.hiddenDim);
-    matmul(s.xb, s.hb, layer.w2, c.hiddenDim, c.dim, B);
+    this.mm(s.xb, s.hb, layer.w2, c.hiddenDim, c.dim, B);
     addInto(s.x, s.xb, B * c.dim);
   }
 }
