@@ -1,5 +1,6 @@
 /** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
-import { join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { EVAL_PROMPT_VERSIONS, TASK_ASSIGNMENT } from "../data/prompts.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -11,6 +12,15 @@ import { OpenAICompatibleSource } from "./openai.ts";
 import { runBenchmark } from "./runner.ts";
 import { scorePredictions, scoreSummary } from "./score.ts";
 import { DEFAULT_METRIC, METRIC_VARIANTS } from "./scoring.ts";
+
+/** llama2.c's convention: tokenizer.bin next to the checkpoint, else the one tok*.bin there. */
+export function defaultTokenizer(modelPath: string, command: string): string {
+  const dir = dirname(modelPath);
+  if (existsSync(join(dir, "tokenizer.bin"))) return join(dir, "tokenizer.bin");
+  const candidates = readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f));
+  if (candidates.length === 1) return join(dir, candidates[0]!);
+  throw new UsageError(`ktu ${command}: --tokenizer is required (no tokenizer.bin and ${candidates.length} tok*.bin files next to ${modelPath})`);
+}
 
 /** Builds the answer source named by the options: --endpoint, or --model with --tokenizer. */
 export async function sourceFromOptions(values: OptionValues, command: string): Promise<AnswerSource> {
@@ -30,7 +40,7 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
     });
   }
   if (typeof model === "string" && model !== "") {
-    const tokenizer = requireString(values, "tokenizer", command);
+    const tokenizer = typeof values.tokenizer === "string" && values.tokenizer !== "" ? values.tokenizer : defaultTokenizer(model, command);
     // Loaded on demand, so endpoint runs never load the model code.
     const { loadLocalSource } = await import("./local-source.ts");
     return loadLocalSource(model, tokenizer, { fitContext: values["fit-context"] === true });
@@ -50,7 +60,8 @@ export const sourceOptions = {
   "fit-context": { type: "boolean" },
 } as const;
 
-export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process (with --tokenizer FILE)
+export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process; --tokenizer FILE (default:
+                      tokenizer.bin or the one tok*.bin next to it)
   --fit-context       cut prompts longer than the model's context from the left (tiny models)
   --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);
                       the API key, if any, comes from KTU_API_KEY or OPENAI_API_KEY

@@ -111,10 +111,11 @@ export function reliabilityDiagram(report: CalibrationReport, options: Reliabili
   const layout = {
     title: { text: options.title ?? "Reliability diagram" },
     barmode: "overlay",
-    width: 560,
+    // About square: the upper panel's plot area is ~390 x 385 px (no scaleanchor, which would widen the x range).
+    width: 470,
     height: 680,
     xaxis: { range: [0, 1], dtick: 0.2, title: { text: "confidence" }, anchor: "y2" },
-    yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" }, domain: [0.3, 1], scaleanchor: "x", constrain: "domain" },
+    yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" }, domain: [0.3, 1] },
     yaxis2: { title: { text: "items" }, domain: [0, 0.2], type: options.logCounts ? "log" : "linear", rangemode: "tozero" },
     legend: { orientation: "h", y: -0.12 },
     annotations: [{ text: calibrationAnnotation(report, options.description), x: 0.02, y: 0.98, xref: "paper", yref: "paper", xanchor: "left", yanchor: "top", showarrow: false, align: "left", font: { size: 10 }, bgcolor: "rgba(255,255,255,0.8)" }],
@@ -144,7 +145,7 @@ export function equalMassReliability(bins: BinTable, options: { title?: string }
       width: 480,
       height: 480,
       xaxis: { range: [0, 1], dtick: 0.2, title: { text: "mean confidence" } },
-      yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" }, scaleanchor: "x" },
+      yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" } },
     },
   );
 }

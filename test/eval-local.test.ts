@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runKtu } from "./helpers/cli.ts";
+import { loadLocalSource } from "../src/eval/local-source.ts";
+import { labelProbability } from "../src/eval/confidence.ts";
+import { dataPath } from "../src/util/paths.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "ktu-eval-local-"));
+const model = dataPath("models", "stories260K", "stories260K.bin");
+const tokenizer = dataPath("models", "stories260K", "tok512.bin");
+
+// The benchmark is built from the real ASQA rows shipped in data/asqa, as a user would.
+const built = runKtu(["data", "benchmark", "--asqa", dataPath("asqa", "asqa_dev_first400.jsonl"), "--out", join(tmp, "bench")]);
+const benchmark = join(tmp, "bench", "benchmark.jsonl");
+
+test("the real ASQA benchmark builds", () => {
+  assert.equal(built.status, 0, built.stderr);
+  assert.ok(existsSync(benchmark));
+});
+
+test("in-process source: label probabilities from the decoder's continuation log-probs", async () => {
+  const source = loadLocalSource(model, tokenizer, { fitContext: true });
+  const [suf, insuf] = await source.continuationLogprobs("Once upon a time, the answer was", ["Sufficient", "Insufficient"]);
+  assert.ok(suf!.length >= 1 && insuf!.length >= 1);
+  const p = labelProbability(suf!, insuf!);
+  assert.ok(p.probability > 0 && p.probability < 1 && p.logLabelMass < 0);
+  const long = "word ".repeat(2000);
+  await assert.doesNotReject(source.complete([long], { maxNewTokens: 4, temperature: 0 }));
+  const strict = loadLocalSource(model, tokenizer);
+  await assert.rejects(strict.complete([long], { maxNewTokens: 4, temperature: 0 }), /context is 512 positions/);
+  assert.notEqual(source.id, strict.id, "fitting the context is part of the cache identity");
+});
+
+test("ktu eval run --model on stories260K writes predictions and scores", () => {
+  const out = join(tmp, "run");
+  const r = runKtu(["eval", "run", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--fit-context", "--max-tokens", "8", "--prompt", "normal"]);
+  assert.equal(r.status, 0, r.stderr);
+  const preds = readFileSync(join(out, "predictions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(preds.length, 2);
+  for (const p of preds) assert.deepEqual(Object.keys(p).slice(0, 3), ["id", "pos_prediction", "neg_prediction"]);
+  const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  assert.equal(summary.n, 2);
+  const scores = JSON.parse(readFileSync(join(out, "scores.json"), "utf8"));
+  assert.match(scores.config.source, /^local:.*stories260K\.bin@.*:fit-context$/);
+  // The scorer gives the same numbers from the saved file.
+  const rescored = runKtu(["eval", "score", "--benchmark", benchmark, "--predictions", join(out, "predictions.jsonl"), "--partial"]);
+  assert.equal(rescored.status, 0, rescored.stderr);
+  const again = JSON.parse(rescored.stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual([again.known_acc, again.unknown_acc, again.overall], [summary.known_acc, summary.unknown_acc, summary.overall]);
+});
+
+test("ktu eval calibrate on stories260K writes metrics JSON and the plots", () => {
+  const out = join(tmp, "cal");
+  const r = runKtu(["eval", "calibrate", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--fit-context", "--sources", "p_sufficient", "--draws", "100"]);
+  assert.equal(r.status, 0, r.stderr);
+  const cal = JSON.parse(readFileSync(join(out, "calibration.json"), "utf8"));
+  const result = cal.results[0];
+  assert.equal(result.source, "p_sufficient");
+  assert.equal(result.report.n, 4);
+  assert.equal(result.report.base_rate, 0.5);
+  assert.equal(result.report.bootstrap.draws, 100);
+  assert.equal(result.report.provenance.target, "answerability");
+  assert.ok(readFileSync(join(out, "calibration.html"), "utf8").includes("Reliability: p_sufficient"));
+  const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  if (existsSync("/usr/bin/chromium")) assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-reliability.png")), r.stderr);
+});
