@@ -4,6 +4,7 @@ import { rescoreAuthorsRecords, scoreFiles, scoreSummary } from "./score.ts";
 import { METRIC_VARIANTS, DEFAULT_METRIC } from "./scoring.ts";
 import { runCommand } from "./run-cli.ts";
 import { calibrateCommand } from "./calibrate-cli.ts";
+import { rtuningCommands } from "./rtuning-cli.ts";
 
 const metricHelp = `  --metric NAME       2024-08 (default: the newest seed code: word expansion, 20 refusal words,
                       empty answer = refusal), 2024-04 (first commit: no expansion, 12 words),
@@ -60,4 +61,4 @@ The last line of stdout is one JSON object with our scores, theirs, and the disa
   },
 });
 
-export const commands: Command[] = [score, rescore, runCommand, calibrateCommand];
+export const commands: Command[] = [score, rescore, runCommand, calibrateCommand, ...rtuningCommands];
