@@ -67,3 +67,16 @@ test("ktu eval calibrate on stories260K writes metrics JSON and the plots", () =
   const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
   if (existsSync("/usr/bin/chromium")) assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-reliability.png")), r.stderr);
 });
+
+test("ktu eval baseline (sampling, fixed and seed-bug votes) and ktu eval stage1-check on stories260K", () => {
+  const sampling = runKtu(["eval", "baseline", "--kind", "sampling", "--benchmark", benchmark, "--model", model, "--out", join(tmp, "bs"), "--limit", "1", "--fit-context", "--max-tokens", "6"]);
+  assert.equal(sampling.status, 0, sampling.stderr);
+  const row = JSON.parse(readFileSync(join(tmp, "bs", "predictions.jsonl"), "utf8").trim());
+  assert.equal(row.pos_samples.length, 3);
+  assert.equal(new Set(row.pos_samples).size > 1 || row.pos_samples[0] !== "", true, "samples at T = 0.6 are drawn with distinct seeds");
+  assert.equal(row.known_correct, row.known_votes >= 1.5);
+  const check = runKtu(["eval", "stage1-check", "--benchmark", benchmark, "--model", model, "--out", join(tmp, "s1"), "--limit", "2", "--fit-context"]);
+  assert.equal(check.status, 0, check.stderr);
+  const s = JSON.parse(check.stdout.trim().split("\n").at(-1)!);
+  assert.equal(s.n + s.skipped, 2);
+});

@@ -122,7 +122,8 @@ export async function runSamplingBaseline(
         row,
         field: `${which}_samples[${s}]`,
         prompt: evalPrompt(version, which === "pos" ? row.pos_query : row.neg_query, row.context, ta),
-        decode: { ...base, seed: (options.seed ?? 0) + s },
+        // Seeds from 1: run.c's xorshift generator never leaves state 0.
+        decode: { ...base, seed: (options.seed ?? 1) + s },
         sample: s,
       })),
     ),
