@@ -1,34 +1,18 @@
 /**
- * The fast decode path: a hand-written typed-array Llama forward on CPU, the same arithmetic as
- * llama2.c's run.c (RMSNorm, RoPE, GQA attention, SwiGLU), reading the shared LlamaWeights in place.
- * Several rows go through each layer together (one token each of several sequences, or all positions
- * of one sequence), so each weight row is loaded once per batch instead of once per token.
- * Sums accumulate in float64 (JS numbers) and are stored as float32; the RoPE angles are rounded to
- * float32 as run.c and PyTorch compute them, which keeps logits within ~1e-6 of run.c's.
+ * The fast decode path: a hand-written Llama forward on CPU, the same arithmetic as llama2.c's run.c
+ * (RMSNorm, RoPE, GQA attention, SwiGLU) on the shared LlamaWeights. Several rows go through each
+ * layer together (one token each of several sequences, or all positions of one sequence), and every
+ * row is computed exactly as it would be alone, so batching never changes a result.
+ * With WebAssembly SIMD (wasm-kernels.ts) the matrix products and attention run as f32x4 kernels on a
+ * copy of the matrices and on KV caches in wasm memory; otherwise a JavaScript path reads the weights
+ * in place and sums in float64. Either way logits stay within ~2e-5 of run.c's, and RoPE angles are
+ * rounded to float32 as run.c and PyTorch compute them.
  */
 import type { LlamaConfig, LlamaModelData, LlamaWeights } from "./types.ts";
+import { KvCache, WasmHeap } from "./kv-cache.ts";
 import { wasmKernels, type WasmKernels } from "./wasm-kernels.ts";
 
-/** Keys and values of one sequence: [layer][kvHead][position][headSize], so one head's history is contiguous. */
-export class KvCache {
-  readonly key: Float32Array;
-  readonly value: Float32Array;
-  /** Positions filled so far: the next token goes to position `length`. */
-  length = 0;
-  constructor(
-    readonly config: LlamaConfig,
-    readonly capacity: number = config.seqLen,
-  ) {
-    const kvDim = (config.dim / config.nHeads) * config.nKvHeads;
-    this.key = new Float32Array(config.nLayers * capacity * kvDim);
-    this.value = new Float32Array(config.nLayers * capacity * kvDim);
-  }
-  /** Forgets positions from `length` on (e.g. to re-use a shared prompt prefix). */
-  truncate(length: number): void {
-    if (length < 0 || length > this.length) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${length}`);
-    this.length = length;
-  }
-}
+export { KvCache } from "./kv-cache.ts";
 
 /** y[b*d + i] = sum_j w[i*n + j] x[b*n + j] for b < rows: W [d, n] row-major, four rows of W per pass. */
 export function matmul(y: Float32Array, x: Float32Array, w: Float32Array, n: number, d: number, rows = 1): void {
@@ -90,6 +74,8 @@ class Scratch {
   k: Float32Array;
   v: Float32Array;
   logits: Float32Array;
+  /** Attention weights of one head, where the wasm kernels read them. */
+  att32: Float32Array;
   att: Float64Array;
   constructor(c: LlamaConfig, kvDim: number, readonly capacity: number, buffer: ArrayBuffer = new ArrayBuffer(Scratch.bytes(c, kvDim, capacity)), offset = 0) {
     const take = (n: number): Float32Array => {
@@ -106,11 +92,12 @@ class Scratch {
     this.k = take(capacity * kvDim);
     this.v = take(capacity * kvDim);
     this.logits = take(capacity * c.vocabSize);
+    this.att32 = take(Math.ceil(c.seqLen / 4) * 4);
     this.att = new Float64Array(c.seqLen);
   }
   static bytes(c: LlamaConfig, kvDim: number, capacity: number): number {
     const pad = (n: number): number => Math.ceil(n / 4) * 16;
-    return pad(capacity * c.dim) * 4 + pad(capacity * c.hiddenDim) * 2 + pad(capacity * kvDim) * 2 + pad(capacity * c.vocabSize);
+    return pad(capacity * c.dim) * 4 + pad(capacity * c.hiddenDim) * 2 + pad(capacity * kvDim) * 2 + pad(capacity * c.vocabSize) + pad(c.seqLen);
   }
 }
 
@@ -137,7 +124,8 @@ export class Decoder {
   private readonly wasm: WasmKernels | undefined;
   /** Byte address in wasm memory of each matrix's copy. */
   private readonly pointers = new Map<Float32Array, number>();
-  private readonly scratchAt: number = 0;
+  private readonly heap: WasmHeap | undefined;
+  private scratchAt = 0;
 
   constructor(model: LlamaModelData, options: DecoderOptions = {}) {
     const c = (this.config = model.config);
@@ -162,27 +150,34 @@ export class Decoder {
     this.wasm = options.kernel === "js" || weightBytes > 2 ** 31 ? undefined : wasmKernels(weightBytes + Scratch.bytes(c, this.kvDim, 1));
     this.kernel = this.wasm ? "wasm" : "js";
     if (this.wasm) {
-      let at = 0;
+      const heap = (this.heap = new WasmHeap(this.wasm.memory));
       for (const m of matrices) {
         if (this.pointers.has(m)) continue;
+        const at = heap.alloc(m.length * 4);
         new Float32Array(this.wasm.memory.buffer, at, m.length).set(m);
         this.pointers.set(m, at);
-        at += Math.ceil(m.length / 4) * 16;
       }
-      this.scratchAt = at;
-      this.scratch = new Scratch(c, this.kvDim, 1, this.wasm.memory.buffer, at);
+      this.scratchAt = heap.alloc(Scratch.bytes(c, this.kvDim, 1));
+      this.scratch = new Scratch(c, this.kvDim, 1, this.wasm.memory.buffer, this.scratchAt);
     } else this.scratch = new Scratch(c, this.kvDim, 1);
   }
 
-  /** Buffers for `rows` rows; growing wasm memory detaches every earlier view, so all are rebuilt. */
+  /** Buffers for `rows` rows, re-viewed when the wasm memory has grown (which detaches views). */
   private ensureRows(rows: number): Scratch {
-    if (this.scratch.capacity >= rows) return this.scratch;
-    const capacity = Math.max(rows, this.scratch.capacity * 2);
-    if (!this.wasm) return (this.scratch = new Scratch(this.config, this.kvDim, capacity));
-    const need = this.scratchAt + Scratch.bytes(this.config, this.kvDim, capacity);
-    const have = this.wasm.memory.buffer.byteLength;
-    if (need > have) this.wasm.memory.grow(Math.ceil((need - have) / 65536));
-    return (this.scratch = new Scratch(this.config, this.kvDim, capacity, this.wasm.memory.buffer, this.scratchAt));
+    const c = this.config;
+    const old = this.scratch;
+    if (!this.wasm || !this.heap) {
+      if (old.capacity < rows) this.scratch = new Scratch(c, this.kvDim, Math.max(rows, old.capacity * 2));
+      return this.scratch;
+    }
+    if (old.capacity < rows) {
+      const capacity = Math.max(rows, old.capacity * 2);
+      this.heap.release(this.scratchAt, Scratch.bytes(c, this.kvDim, old.capacity));
+      this.scratchAt = this.heap.alloc(Scratch.bytes(c, this.kvDim, capacity));
+      return (this.scratch = new Scratch(c, this.kvDim, capacity, this.wasm.memory.buffer, this.scratchAt));
+    }
+    if (old.x.buffer !== this.wasm.memory.buffer) this.scratch = new Scratch(c, this.kvDim, old.capacity, this.wasm.memory.buffer, this.scratchAt);
+    return this.scratch;
   }
 
   /** y = W x for `rows` rows: the wasm kernel when W has a copy there and the shapes suit it. */
@@ -194,7 +189,7 @@ export class Decoder {
 
   newCache(capacity = this.config.seqLen): KvCache {
     if (capacity > this.config.seqLen) throw new RangeError(`cache capacity ${capacity} exceeds the model's ${this.config.seqLen} positions`);
-    return new KvCache(this.config, capacity);
+    return new KvCache(this.config, capacity, this.heap);
   }
 
   /** Feeds one token to one sequence; returns its next-token logits (a view, valid until the next call). */
@@ -222,7 +217,10 @@ export class Decoder {
 
   /** Logits at every position of `tokens` from an empty context: [tokens.length, vocab], a fresh array. */
   forwardAll(tokens: number[]): Float32Array {
-    return this.prefill(this.newCache(tokens.length), tokens, true).slice();
+    const cache = this.newCache(tokens.length);
+    const logits = this.prefill(cache, tokens, true).slice();
+    cache.release();
+    return logits;
   }
 
   /**
@@ -239,6 +237,7 @@ export class Decoder {
     for (let r = 0; r < B; r++) {
       const token = tokens[r]!;
       if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) throw new RangeError(`token id ${token} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      if (caches[r]!.isReleased) throw new RangeError("this KV cache was released (its sequence finished)");
       if (positions[r]! >= caches[r]!.capacity) throw new RangeError(`position ${positions[r]} is beyond the context of ${caches[r]!.capacity} positions`);
     }
     const s = this.ensureRows(B);
@@ -277,11 +276,26 @@ export class Decoder {
         copy(cache.value, at, s.v, r * kvDim + h * headSize, headSize);
       }
     }
+    const wasm = this.wasm;
     for (let r = 0; r < B; r++) {
       const cache = caches[r]!;
+      const n = positions[r]! + 1;
+      if (wasm && cache.keyAt >= 0 && (headSize & 3) === 0) {
+        const att = s.att32;
+        for (let h = 0; h < nHeads; h++) {
+          const ko = ((l * nKvHeads + Math.floor(h / kvMul)) * cache.capacity * headSize) * 4;
+          const qo = (r * dim + h * headSize) * 4;
+          const max = wasm.scores(att.byteOffset, s.q.byteOffset + qo, cache.keyAt + ko, n, headSize, scale);
+          // The exp kernel works in groups of four: pad the last group with weights that vanish.
+          for (let t = n; t < ((n + 3) & ~3); t++) att[t] = -Infinity;
+          const sum = wasm.softmaxExp(att.byteOffset, (n + 3) >> 2, max);
+          wasm.mix(s.xb.byteOffset + qo, att.byteOffset, cache.valueAt + ko, n, headSize, 1 / sum);
+        }
+        continue;
+      }
       for (let h = 0; h < nHeads; h++) {
         const ko = (l * nKvHeads + Math.floor(h / kvMul)) * cache.capacity * headSize;
-        attend(s.xb, s.q, r * dim + h * headSize, cache.key, cache.value, ko, positions[r]!, headSize, scale, s.att);
+        attend(s.xb, s.q, r * dim + h * headSize, cache.key, cache.value, ko, n - 1, headSize, scale, s.att);
       }
     }
     this.mm(s.xb2, s.xb, layer.wo, dim, dim, B);

@@ -161,7 +161,7 @@ export class Sequence {
     this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0 });
     this.stopTokens = new Set(options.stopTokens ?? [tokenizer.eosId, tokenizer.bosId]);
     this.detok = new Detokenizer(tokenizer, this.promptTokens.slice(-4));
-    if (this.maxNew === 0) this.finishReason = "length";
+    if (this.maxNew === 0) this.finish("length");
   }
 
   get finished(): boolean {
@@ -188,10 +188,7 @@ export class Sequence {
   /** Samples the next token from `logits`, updates text and stop state. */
   accept(logits: Float32Array): void {
     const token = this.sampler.sample(logits);
-    if (this.stopTokens.has(token)) {
-      this.finishReason = "stop";
-      return;
-    }
+    if (this.stopTokens.has(token)) return this.finish("stop");
     if (this.options.logprobs) {
       const lse = logSumExp(logits);
       this.logprobs.push({ token, text: tokenText(this.tokenizer, token), logprob: logits[token]! - lse });
@@ -201,7 +198,13 @@ export class Sequence {
     const before = this.text.length;
     this.text += this.detok.push(token);
     if (this.checkStop(before)) return;
-    if (this.tokenIds.length >= this.maxNew) this.finishReason = "length";
+    if (this.tokenIds.length >= this.maxNew) this.finish("length");
+  }
+
+  /** Ends generation and gives the KV cache's memory back at once (a server frees many). */
+  private finish(reason: "stop" | "length"): void {
+    this.finishReason = reason;
+    this.cache.release();
   }
 
   private checkStop(before: number): boolean {
@@ -214,7 +217,7 @@ export class Sequence {
     }
     if (cut < 0) return false;
     this.text = this.text.slice(0, cut);
-    this.finishReason = "stop";
+    this.finish("stop");
     return true;
   }
 
@@ -341,7 +344,7 @@ export function continuationLogprobs(model: DecodeModel, tokenizer: Tokenizer, p
   const ctxLogits = decoder.prefill(cache, ctx, true).slice();
   // Context positions still in the cache: a continuation that re-tokenizes the prompt's tail overwrites them.
   let valid = ctx.length;
-  return wholes.map((whole) => {
+  const scores = wholes.map((whole) => {
     let k = 0;
     while (k < ctx.length && k < whole.length - 1 && whole[k] === ctx[k]) k++;
     if (k === 0) throw new RangeError("continuationLogprobs needs at least one context token (use bos)");
@@ -359,6 +362,8 @@ export function continuationLogprobs(model: DecodeModel, tokenizer: Tokenizer, p
     const sum = logprobs.reduce((a, b) => a + b, 0);
     return { tokens, logprobs, sum, mean: sum / tokens.length };
   });
+  cache.release();
+  return scores;
 }
 
 /** The `topK` most likely next tokens after `prompt`, with log-probabilities. */
@@ -366,6 +371,8 @@ export function nextTokenLogprobs(model: DecodeModel, tokenizer: Tokenizer, prom
   const decoder = decoderFor(model);
   const ids = tokenizer.encode(prompt, { bos: options.bos ?? true });
   if (ids.length > decoder.config.seqLen) throw new RangeError(`the prompt has ${ids.length} tokens but the model's context is ${decoder.config.seqLen} positions`);
-  const logits = decoder.prefill(decoder.newCache(ids.length), ids);
-  return topTokens(tokenizer, logits, topK);
+  const cache = decoder.newCache(ids.length);
+  const top = topTokens(tokenizer, decoder.prefill(cache, ids), topK);
+  cache.release();
+  return top;
 }

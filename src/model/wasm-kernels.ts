@@ -105,14 +105,116 @@ const matmulBody: number[] = [
   op.end,
 ];
 
+const F32 = 0x7d;
+const V128 = 0x7b;
+const f32Load = [0x2a, 2, 0];
+const f32Mul = 0x94;
+const f32Max = 0x97;
+const v128Store = [...simd(0x0b), 2, 0];
+const f32Const = (v: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)];
+
+/**
+ * scores(att, q, keys, n, hs, scale) -> max: att[t] = (q . keys[t]) * scale for t < n, keys rows of
+ * hs floats (hs a multiple of 4); returns the largest score, for the softmax.
+ */
+const S_ATT = 0, S_Q = 1, S_K = 2, S_N = 3, S_HS = 4, S_SCALE = 5;
+const S_T = 6, S_I = 7, S_HB = 8, S_KP = 9, S_MAX = 10, S_V = 11, S_ACC = 12;
+const scoresBody: number[] = [
+  ...[...get(S_HS), ...constI(2), op.i32Shl, ...set(S_HB)],
+  ...[...f32Const(-Infinity), ...set(S_MAX), ...constI(0), ...set(S_T), ...get(S_K), ...set(S_KP)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(S_T), ...get(S_N), op.i32GeU, op.brIf, 1],
+  ...[op.i32Const, 0, 0xb2, ...f32x4Splat, ...set(S_ACC), ...constI(0), ...set(S_I)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(S_I), ...get(S_HB), op.i32GeU, op.brIf, 1],
+  ...[...get(S_ACC), ...add(get(S_Q), get(S_I)), ...v128Load, ...add(get(S_KP), get(S_I)), ...v128Load, ...f32x4Mul, ...f32x4Add, ...set(S_ACC)],
+  ...[...get(S_I), ...constI(16), op.i32Add, ...set(S_I), op.br, 0],
+  op.end, op.end,
+  ...[...hsum(S_ACC), ...get(S_SCALE), f32Mul, op.tee, S_V],
+  ...[...get(S_ATT), ...get(S_T), ...constI(2), op.i32Shl, op.i32Add, ...get(S_V), op.f32Store, 2, 0],
+  ...[...get(S_MAX), f32Max, ...set(S_MAX)],
+  ...[...get(S_KP), ...get(S_HB), op.i32Add, ...set(S_KP)],
+  ...[...get(S_T), ...constI(1), op.i32Add, ...set(S_T), op.br, 0],
+  op.end, op.end,
+  ...get(S_MAX),
+  op.end,
+];
+
+/** mix(out, att, values, n, hs, inv): out[i] = inv * sum_t att[t] * values[t][i], four lanes of i at a time. */
+const M_OUT = 0, M_ATT = 1, M_VAL = 2, M_N = 3, M_HS = 4, M_INV = 5;
+const M_I = 6, M_T = 7, M_HB = 8, M_VP = 9, M_AP = 10, M_END = 11, M_ACC = 12;
+const mixBody: number[] = [
+  ...[...get(M_HS), ...constI(2), op.i32Shl, ...set(M_HB), ...constI(0), ...set(M_I)],
+  ...[...get(M_ATT), ...get(M_N), ...constI(2), op.i32Shl, op.i32Add, ...set(M_END)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(M_I), ...get(M_HB), op.i32GeU, op.brIf, 1],
+  ...[op.i32Const, 0, 0xb2, ...f32x4Splat, ...set(M_ACC), ...add(get(M_VAL), get(M_I)), ...set(M_VP), ...get(M_ATT), ...set(M_AP)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(M_AP), ...get(M_END), op.i32GeU, op.brIf, 1],
+  ...[...get(M_ACC), ...get(M_AP), ...f32Load, ...f32x4Splat, ...get(M_VP), ...v128Load, ...f32x4Mul, ...f32x4Add, ...set(M_ACC)],
+  ...[...get(M_AP), ...constI(4), op.i32Add, ...set(M_AP), ...get(M_VP), ...get(M_HB), op.i32Add, ...set(M_VP), op.br, 0],
+  op.end, op.end,
+  ...[...add(get(M_OUT), get(M_I)), ...get(M_ACC), ...get(M_INV), ...f32x4Splat, ...f32x4Mul, ...v128Store],
+  ...[...get(M_I), ...constI(16), op.i32Add, ...set(M_I), op.br, 0],
+  op.end, op.end,
+  op.end,
+];
+
+/**
+ * softmaxExp(att, groups, max) -> sum: att[t] = exp(att[t] - max) over `groups` groups of four
+ * floats, returning the sum. exp is Cephes' expf polynomial (as sse_mathfun's exp_ps), within ~2 ulp
+ * of float32; arguments are clamped to [-88.38, 88.38]. Callers pad the last group with -Infinity.
+ */
+const E_ATT = 0, E_GROUPS = 1, E_MAX = 2;
+const E_END = 3, E_X = 4, E_FX = 5, E_Y = 6, E_SUM = 7, E_MAXV = 8;
+const f32x4Min = simd(0xe8), f32x4Max = simd(0xe9), f32x4Floor = simd(0x68), f32x4Sub = simd(0xe5);
+const i32x4TruncSat = simd(0xf8), i32x4Add = simd(0xae), i32x4Shl = simd(0xab), i32x4Splat = simd(0x11);
+const splatF = (v: number): number[] => [...f32Const(v), ...f32x4Splat];
+const softmaxBody: number[] = [
+  ...[...get(E_ATT), ...get(E_GROUPS), ...constI(4), op.i32Shl, op.i32Add, ...set(E_END)],
+  ...[...get(E_MAX), ...f32x4Splat, ...set(E_MAXV), op.i32Const, 0, 0xb2, ...f32x4Splat, ...set(E_SUM)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(E_ATT), ...get(E_END), op.i32GeU, op.brIf, 1],
+  // x = clamp(att - max)
+  ...[...get(E_ATT), ...v128Load, ...get(E_MAXV), ...f32x4Sub, ...splatF(88.3762626647949), ...f32x4Min, ...splatF(-88.3762626647949), ...f32x4Max, ...set(E_X)],
+  // fx = floor(x * log2(e) + 0.5); x -= fx * C1 + fx * C2 (ln 2 in two parts)
+  ...[...get(E_X), ...splatF(1.44269504088896341), ...f32x4Mul, ...splatF(0.5), ...f32x4Add, ...f32x4Floor, ...set(E_FX)],
+  ...[...get(E_X), ...get(E_FX), ...splatF(0.693359375), ...f32x4Mul, ...f32x4Sub, ...get(E_FX), ...splatF(-2.12194440e-4), ...f32x4Mul, ...f32x4Sub, ...set(E_X)],
+  // y = ((((p0 x + p1) x + p2) x + p3) x + p4) x + p5; y = y x^2 + x + 1
+  ...[...splatF(1.9875691500e-4), ...get(E_X), ...f32x4Mul, ...splatF(1.3981999507e-3), ...f32x4Add],
+  ...[...get(E_X), ...f32x4Mul, ...splatF(8.3334519073e-3), ...f32x4Add],
+  ...[...get(E_X), ...f32x4Mul, ...splatF(4.1665795894e-2), ...f32x4Add],
+  ...[...get(E_X), ...f32x4Mul, ...splatF(1.6666665459e-1), ...f32x4Add],
+  ...[...get(E_X), ...f32x4Mul, ...splatF(5.0000001201e-1), ...f32x4Add],
+  ...[...get(E_X), ...get(E_X), ...f32x4Mul, ...f32x4Mul, ...get(E_X), ...f32x4Add, ...splatF(1), ...f32x4Add, ...set(E_Y)],
+  // times 2^fx, built in the exponent bits
+  ...[...get(E_Y), ...get(E_FX), ...i32x4TruncSat, ...constI(127), ...i32x4Splat, ...i32x4Add, ...constI(23), ...i32x4Shl, ...f32x4Mul, ...set(E_Y)],
+  ...[...get(E_ATT), ...get(E_Y), ...v128Store, ...get(E_SUM), ...get(E_Y), ...f32x4Add, ...set(E_SUM)],
+  ...[...get(E_ATT), ...constI(16), op.i32Add, ...set(E_ATT), op.br, 0],
+  op.end, op.end,
+  ...hsum(E_SUM),
+  op.end,
+];
+
 function moduleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0]]));
+  const p6 = (last: number): number[] => vec([[I32], [I32], [I32], [I32], [I32], [last]]);
+  const type = section(1, vec([[0x60, ...p6(I32), 0], [0x60, ...p6(F32), 1, F32], [0x60, ...p6(F32), 0], [0x60, ...vec([[I32], [I32], [F32]]), 1, F32]]));
   const imports = section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x00, 1]])); // memory, min 1 page
-  const funcs = section(3, vec([[0]]));
-  const exports = section(7, vec([[...str("matmul"), 0x00, 0]]));
-  const locals = vec([[...uleb(8), I32], [...uleb(5), 0x7b /* v128 */]]);
-  const body = [...locals, ...matmulBody];
-  const code = section(10, vec([[...uleb(body.length), ...body]]));
+  const funcs = section(3, vec([[0], [1], [2], [3]]));
+  const exports = section(7, vec([[...str("matmul"), 0x00, 0], [...str("scores"), 0x00, 1], [...str("mix"), 0x00, 2], [...str("softmaxExp"), 0x00, 3]]));
+  const fn = (locals: number[][], body: number[]): number[] => {
+    const full = [...vec(locals), ...body];
+    return [...uleb(full.length), ...full];
+  };
+  const code = section(
+    10,
+    vec([
+      fn([[...uleb(8), I32], [...uleb(5), V128]], matmulBody),
+      fn([[...uleb(4), I32], [...uleb(2), F32], [...uleb(1), V128]], scoresBody),
+      fn([[...uleb(6), I32], [...uleb(1), V128]], mixBody),
+      fn([[...uleb(1), I32], [...uleb(5), V128]], softmaxBody),
+    ]),
+  );
   return Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
 }
 
@@ -131,6 +233,9 @@ const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 export interface WasmKernels {
   memory: WasmMemory;
   matmul(y: number, x: number, w: number, n: number, d: number, rows: number): void;
+  scores(att: number, q: number, keys: number, n: number, hs: number, scale: number): number;
+  mix(out: number, att: number, values: number, n: number, hs: number, inv: number): void;
+  softmaxExp(att: number, groups: number, max: number): number;
 }
 
 let compiled: object | null | undefined;
@@ -147,5 +252,6 @@ export function wasmKernels(bytes: number): WasmKernels | undefined {
   if (!api || compiled === null) return undefined;
   const memory = new api.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
   const instance = new api.Instance(compiled, { env: { memory } });
-  return { memory, matmul: instance.exports.matmul as WasmKernels["matmul"] };
+  const e = instance.exports;
+  return { memory, matmul: e.matmul as WasmKernels["matmul"], scores: e.scores as WasmKernels["scores"], mix: e.mix as WasmKernels["mix"], softmaxExp: e.softmaxExp as WasmKernels["softmaxExp"] };
 }
