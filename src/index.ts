@@ -11,3 +11,4 @@ export * from "./engine/index.ts";
 export { Rng } from "./util/rng.ts";
 export { InputError } from "./util/errors.ts";
 export { repoRoot, dataPath } from "./util/paths.ts";
+export * from "./pipeline/index.ts";

@@ -1,22 +1,139 @@
-import { defineCommand, optionalNumber, type Command } from "../util/command.ts";
-import { buildAllDatasets, formatBuildSummary } from "../data/build-all.ts";
+import { resolve } from "node:path";
+import { formatBuildSummary } from "../data/build-all.ts";
+import { parseLoraTargets } from "../train/lora.ts";
+import { defineCommand, optionalChoice, optionalNumber, type Command, type OptionValues } from "../util/command.ts";
+import { UsageError } from "../util/errors.ts";
+import { writePipelineReport } from "./report.ts";
+import { pipelineDefaults, runPipeline, type PipelineEvent, type PipelineOptions } from "./run.ts";
+import { formatSpread } from "./summary.ts";
 
-/**
- * `ktu start`, the main job on the embedded default. For now: every dataset of the paper from
- * data/ into OUT/data with a summary table. Training and evaluation steps are added after it.
- */
+const positiveInt = (values: OptionValues, name: string): number | undefined => {
+  const n = optionalNumber(values, name, "start");
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new UsageError(`ktu start: --${name} must be a whole number >= 0, got ${n}`);
+  return n;
+};
+
+/** Options over the defaults (pipelineDefaults, or its quick variant). */
+export function startOptions(values: OptionValues): PipelineOptions {
+  const o = pipelineDefaults(values.quick === true);
+  const str = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+  if (str("out")) o.out = str("out")!;
+  if (str("model")) o.model = resolve(str("model")!);
+  if (str("tokenizer")) o.tokenizer = resolve(str("tokenizer")!);
+  if (str("asqa")) o.asqaFile = resolve(str("asqa")!);
+  if (str("hotpot")) o.hotpotFiles = str("hotpot")!.split(",").map((f) => resolve(f));
+  o.benchmark = optionalChoice(values, "benchmark", ["paper", "corrected"] as const, "start") ?? o.benchmark;
+  if (str("seeds")) {
+    const seeds = str("seeds")!.split(",").map(Number);
+    if (seeds.some((s) => !Number.isInteger(s))) throw new UsageError(`ktu start: --seeds must be whole numbers separated by commas, got ${JSON.stringify(str("seeds"))}`);
+    o.seeds = seeds;
+  }
+  const set = <K extends keyof PipelineOptions>(key: K, name: string, read: (v: OptionValues, n: string) => number | undefined = positiveInt) => {
+    const v = read(values, name);
+    if (v !== undefined) (o[key] as unknown) = v;
+  };
+  set("splitSeed", "seed");
+  set("maxLen", "max-len");
+  set("maxNewTokens", "max-new-tokens");
+  set("trainRows", "train-rows");
+  set("testRows", "test-rows");
+  set("epochs", "epochs", (v, n) => optionalNumber(v, n, "start"));
+  set("maxSteps", "steps");
+  set("learningRate", "lr", (v, n) => optionalNumber(v, n, "start"));
+  set("batchSize", "batch");
+  set("loraRank", "lora-rank");
+  set("draws", "draws");
+  if (str("lora-target")) o.loraTargets = parseLoraTargets(str("lora-target")!);
+  if (o.maxLen < 32) throw new UsageError(`ktu start: --max-len must be at least 32, got ${o.maxLen}`);
+  if (o.batchSize < 1) throw new UsageError("ktu start: --batch must be at least 1");
+  return o;
+}
+
+/** Progress lines: one per step start/finish, training every ~10% of its steps, evaluation every quarter. */
+export function progressPrinter(print: (line: string) => void = (l) => process.stdout.write(l + "\n")): (e: PipelineEvent) => void {
+  const started = new Map<string, number>();
+  return (e) => {
+    if (e.kind === "step") {
+      if (e.state === "skipped") print(`= ${e.step}: already done (${(e.seconds ?? 0).toFixed(1)} s last time), skipped`);
+      else if (e.state === "started") {
+        started.set(e.step, performance.now());
+        print(`> ${e.step}${e.detail ? `: ${e.detail}` : ""}`);
+      } else print(`✓ ${e.step} (${(e.seconds ?? 0).toFixed(1)} s)`);
+    } else if (e.kind === "train") {
+      const r = e.result;
+      const every = Math.max(1, Math.round(r.totalSteps / 10));
+      if (r.step % every === 0 || r.step === r.totalSteps || r.step === 1) {
+        const eta = ((r.totalSteps - r.step) * r.ms) / 1000;
+        const bar = "#".repeat(Math.round((20 * r.step) / r.totalSteps)).padEnd(20, ".");
+        print(`  [${bar}] ${e.step} step ${r.step}/${r.totalSteps} loss ${r.loss.toFixed(4)} ${(r.ms / 1000).toFixed(2)} s/step, about ${eta.toFixed(0)} s left`);
+      }
+    } else {
+      const quarter = Math.max(1, Math.ceil(e.total / 4));
+      if (e.done % quarter === 0 || e.done === e.total) print(`  ${e.step}: evaluated ${e.done}/${e.total} test rows`);
+    }
+  };
+}
+
+/** `ktu start`: the main job on the embedded default. */
 const start = defineCommand({
   name: "start",
-  summary: "the main job: build every dataset from data/ into out/ and print a summary",
-  help: `  --out DIR   output root (default out); datasets go to DIR/data
-  --seed N    seed of the split and the stage-2 draws (default 42)`,
-  options: { out: { type: "string" }, seed: { type: "string" } },
+  summary: "the main job: datasets, stage 1, merge, stage 2, ablations, evaluation and calibration over seeds, report in OUT/report",
+  help: `  --quick              a short run (one seed, few rows and steps; under 2 minutes)
+  --out DIR            output root (default out): DIR/data, DIR/report (index.html, results.json, runs/)
+  --model PATH         llama2.c .bin or Hugging Face folder (default data/models/reader if present, else stories260K)
+  --tokenizer PATH     tokenizer for a .bin model (default tok<vocab>.bin beside it)
+  --asqa FILE          ASQA input (default data/asqa/asqa_dev_first400.jsonl)
+  --hotpot F1,F2       HotpotQA inputs (default the shipped ones)
+  --benchmark paper|corrected   benchmark filter for stage 1 and the test side (default paper)
+  --seeds 1,2,3        training seeds (default 1,2,3; quick: 1)
+  --seed N             seed of the train/test split (default 42)
+  --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default 160; quick 128)
+  --max-new-tokens N   answer length at evaluation (default 12)
+  --train-rows N       at most N examples per training set (default all; quick 48)
+  --test-rows N        at most N test rows (default all; quick 24)
+  --epochs X           epochs per training (default 1)
+  --steps N            optimizer steps per training instead of epochs (quick: 3)
+  --lr X               learning rate (default 2e-3)
+  --batch N            batch size (default 16)
+  --lora-rank N        LoRA rank, alpha = 2 * rank (default 8)
+  --lora-target LIST   projections, e.g. q_proj,v_proj or all (default all seven)
+  --draws N            bootstrap draws (default 1000; quick 200)
+Re-running continues: finished steps are skipped, a killed training resumes from its checkpoint.`,
+  options: {
+    quick: { type: "boolean" },
+    out: { type: "string" },
+    model: { type: "string" },
+    tokenizer: { type: "string" },
+    asqa: { type: "string" },
+    hotpot: { type: "string" },
+    benchmark: { type: "string" },
+    seeds: { type: "string" },
+    seed: { type: "string" },
+    "max-len": { type: "string" },
+    "max-new-tokens": { type: "string" },
+    "train-rows": { type: "string" },
+    "test-rows": { type: "string" },
+    epochs: { type: "string" },
+    steps: { type: "string" },
+    lr: { type: "string" },
+    batch: { type: "string" },
+    "lora-rank": { type: "string" },
+    "lora-target": { type: "string" },
+    draws: { type: "string" },
+  },
   async run(values) {
-    const root = typeof values.out === "string" ? values.out : "out";
-    const seed = optionalNumber(values, "seed", "start");
-    const started = Date.now();
-    const result = await buildAllDatasets({ outDir: `${root}/data`, ...(seed !== undefined ? { seed } : {}) });
-    process.stdout.write(`Datasets (${((Date.now() - started) / 1000).toFixed(1)} s)\n\n${formatBuildSummary(result)}`);
+    const options = startOptions(values);
+    const print = (l: string) => process.stdout.write(l + "\n");
+    print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
+    const result = await runPipeline(options, progressPrinter(print));
+    const summary = await writePipelineReport(result);
+    print("");
+    print(formatBuildSummary(result.build));
+    print("arm                               known %        unknown %      overall %     collapsed");
+    for (const a of summary.arms) print(`${a.label.padEnd(34)}${formatSpread(a.known).padEnd(15)}${formatSpread(a.unknown).padEnd(15)}${formatSpread(a.overall).padEnd(14)}${a.collapsed_seeds}/${a.seeds.length}`);
+    print("");
+    print(summary.pattern.verdict);
+    print(`\nReport: ${resolve(result.reportDir, "index.html")} (results.json beside it); ${summary.seconds.toFixed(0)} s`);
   },
 });
 

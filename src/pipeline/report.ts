@@ -1,0 +1,194 @@
+/**
+ * out/report: index.html (tables and plotly figures, plotly.js inlined once, so the page works
+ * offline) and results.json. Our numbers and the authors' temp.py numbers are never mixed: every bar
+ * and every table row names its source.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, relative } from "node:path";
+import { TEMP_PY_ROWS, accuracyBarChart, type AccuracyBarRow } from "../viz/bars.ts";
+import { reliabilityDiagram, riskCoverageCurve } from "../viz/calibration-plots.ts";
+import { figure, type Figure } from "../viz/figure.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { PIPELINE_ARMS, type PipelineResult } from "./run.ts";
+import { formatCi, formatSpread, modelName, summarizePipeline, type PipelineSummary } from "./summary.ts";
+
+const COLORS = { overall: "salmon", known: "deepskyblue", unknown: "lightslategray" } as const;
+
+/** Our arms as grouped bars (known / unknown / overall), mean over seeds with ±1 sd error bars and every seed as a dot. */
+export function oursBarChart(summary: PipelineSummary): Figure {
+  const x = summary.arms.map((a) => `${a.label}<br>(${a.paper_label})`);
+  const series = [
+    { key: "overall", name: "overall (harmonic mean)" },
+    { key: "known", name: "known-question accuracy" },
+    { key: "unknown", name: "unknown-question accuracy (refusals)" },
+  ] as const;
+  const data = series.flatMap((s, k) => [
+    {
+      type: "bar",
+      name: `${s.name}: ${summary.source}`,
+      x,
+      y: summary.arms.map((a) => a[s.key].mean),
+      error_y: { type: "data", array: summary.arms.map((a) => a[s.key].sd), visible: true },
+      marker: { color: COLORS[s.key] },
+      offsetgroup: String(k),
+      text: summary.arms.map(() => "ours"),
+      textposition: "inside",
+      hovertext: summary.arms.map((a) => `${a.label}<br>${s.name}: ${formatSpread(a[s.key])}<br>seeds: ${a.seeds.map((r) => r[s.key].value.toFixed(1)).join(", ")}<br>source: ${summary.source}`),
+      hoverinfo: "text",
+    },
+  ]);
+  return figure(data, {
+    title: { text: `Ours (${modelName(summary.model.path)}, ${summary.arms[1]?.seeds.length ?? 0} seeds): mean ± sd, strict scoring` },
+    barmode: "group",
+    width: 980,
+    height: 440,
+    yaxis: { title: { text: "accuracy (%)" }, range: [0, 105] },
+    legend: { orientation: "h", y: -0.3 },
+    margin: { b: 150 },
+  });
+}
+
+/** The authors' figure and ours in temp.py's layout, each bar labelled with its source. */
+export function paperComparisonChart(summary: PipelineSummary): Figure {
+  const ours: AccuracyBarRow[] = summary.arms.map((a) => ({ label: `${a.paper_label} (ours)`, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: summary.source }));
+  const authors = TEMP_PY_ROWS.filter((r) => r.label !== "GPT-4");
+  return accuracyBarChart([...authors, ...ours], { title: "Authors' temp.py numbers (Llama-2-7B) beside ours (tiny model): different models, data and scale", ylim: [0, 100], width: 1200 });
+}
+
+/** The collapse diagnostics: AUROC of P(Sufficient) and of 1 − P(Not Provided) per arm, chance and the word-overlap reference. */
+export function diagnosticsChart(summary: PipelineSummary): Figure {
+  const x = summary.arms.map((a) => a.label);
+  const trace = (name: string, pick: (d: PipelineSummary["arms"][number]["seeds"][number]) => { value: number; ci: [number, number] | null }, color: string, shift: number) => ({
+    type: "scatter",
+    mode: "markers",
+    name,
+    x: summary.arms.flatMap((a) => a.seeds.map(() => a.label)),
+    y: summary.arms.flatMap((a) => a.seeds.map((s) => pick(s).value)),
+    error_y: {
+      type: "data",
+      symmetric: false,
+      array: summary.arms.flatMap((a) => a.seeds.map((s) => (pick(s).ci ? pick(s).ci![1] - pick(s).value : 0))),
+      arrayminus: summary.arms.flatMap((a) => a.seeds.map((s) => (pick(s).ci ? pick(s).value - pick(s).ci![0] : 0))),
+    },
+    marker: { color, size: 8 },
+    xaxis: "x",
+    offset: shift,
+  });
+  const ref = summary.overlap_reference_auroc.value;
+  return figure(
+    [
+      trace("AUROC of P(Sufficient), stage-1 prompt (95% cluster CI)", (s) => s.diagnostics.auroc_p_sufficient, "darkorange", -0.1),
+      trace("AUROC of 1 − P(Not Provided), QA prompt (95% cluster CI)", (s) => s.diagnostics.auroc_p_answer, "teal", 0.1),
+      { type: "scatter", mode: "lines", name: "chance (0.5)", x: [x[0], x.at(-1)], y: [0.5, 0.5], line: { dash: "dash", color: "gray" } },
+      { type: "scatter", mode: "lines", name: `word-overlap reference, no training (${ref.toFixed(2)})`, x: [x[0], x.at(-1)], y: [ref, ref], line: { dash: "dot", color: "green" } },
+    ],
+    {
+      title: { text: "Does the model tell known from unknown questions? (each dot one seed)" },
+      width: 980,
+      height: 420,
+      yaxis: { title: { text: "AUROC" }, range: [0, 1] },
+      legend: { orientation: "h", y: -0.25 },
+      margin: { b: 120 },
+    },
+  );
+}
+
+/** Training loss of every run of the first seed, from its trainer_log.jsonl. */
+export function lossChart(result: PipelineResult): Figure {
+  const seed = result.options.seeds[0];
+  const runs = result.trained.filter((t) => t.seed === seed);
+  const data = runs.flatMap((t) => {
+    const file = join(t.dir, "trainer_log.jsonl");
+    if (!existsSync(file)) return [];
+    const rows = readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l) as { current_steps: number; loss?: number })
+      .filter((r) => typeof r.loss === "number");
+    return [{ type: "scatter", mode: "lines", name: `${t.arm}: ${t.set}`, x: rows.map((r) => r.current_steps), y: rows.map((r) => r.loss) }];
+  });
+  return figure(data, { title: { text: `Training loss (seed ${seed}; response tokens only)` }, width: 760, height: 380, xaxis: { title: { text: "optimizer step" } }, yaxis: { title: { text: "loss (nats/token)" } } });
+}
+
+/** Every figure of the report, named. */
+export function reportFigures(result: PipelineResult, summary = summarizePipeline(result)): { name: string; figure: Figure }[] {
+  const first = (arm: string) => result.evaluations.find((e) => e.arm === arm);
+  const figs = [
+    { name: "ours", figure: oursBarChart(summary) },
+    { name: "paper-comparison", figure: paperComparisonChart(summary) },
+    { name: "diagnostics", figure: diagnosticsChart(summary) },
+    { name: "loss", figure: lossChart(result) },
+  ];
+  for (const arm of ["base", "stage1", "stage1_stage2"]) {
+    const e = first(arm);
+    if (e) figs.push({ name: `reliability-${arm}`, figure: reliabilityDiagram(e.evaluation.calibration.p_sufficient, { title: `Reliability of P(Sufficient): ${arm}${e.seed === null ? "" : ` (seed ${e.seed})`}` }) });
+  }
+  const curves = PIPELINE_ARMS.flatMap((a) => {
+    const e = first(a.id);
+    return e ? [{ name: a.label, curve: e.evaluation.calibration.p_sufficient.risk_coverage, aurc: e.evaluation.calibration.p_sufficient.aurc }] : [];
+  });
+  figs.push({ name: "risk-coverage", figure: riskCoverageCurve(curves, { title: "Risk vs coverage, abstaining on low P(Sufficient) (first seed)" }) });
+  return figs;
+}
+
+const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+function table(head: string[], rows: (string | number)[][], cls = ""): string {
+  return `<table class="${cls}"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+}
+
+export function plotlyJs(): string {
+  const require = createRequire(import.meta.url);
+  return readFileSync(require.resolve("plotly.js-dist-min"), "utf8");
+}
+
+export function reportHtml(result: PipelineResult, summary: PipelineSummary, figs = reportFigures(result, summary)): string {
+  const s = summary;
+  const seeds = s.settings.seeds.length;
+  const armRows = s.arms.map((a) => [a.label, a.paper_label, formatSpread(a.known), formatSpread(a.unknown), formatSpread(a.overall), `${a.collapsed_seeds}/${a.seeds.length}`, `${a.no_discrimination_seeds}/${a.seeds.length}`]);
+  const seedRows = s.arms.flatMap((a) =>
+    a.seeds.map((r) => [a.label, r.seed ?? "–", r.n, formatCi(r.known), formatCi(r.unknown), formatCi(r.overall), `${(100 * r.diagnostics.majority_output_share).toFixed(0)}% "${r.diagnostics.majority_output.slice(0, 30)}"`, formatCi(r.diagnostics.auroc_p_sufficient, 2), formatCi(r.diagnostics.auroc_p_answer, 2), `${(100 * r.diagnostics.classification_acc).toFixed(1)}`, r.lenient.known.toFixed(1) + " / " + r.lenient.unknown.toFixed(1)]),
+  );
+  const authorsRows = s.authors_temp_py.map((r) => [r.label, r.setting, r.known.toFixed(1), r.unknown.toFixed(1), r.overall.toFixed(1), r.source]);
+  const trainRows = s.trained.map((t) => [t.seed, t.arm, t.set, t.examples, t.steps, Number.isFinite(t.finalLoss) ? t.finalLoss.toFixed(4) : "n/a", t.seconds.toFixed(1), relative(result.reportDir, t.dir)]);
+  const sets = Object.entries(s.data.sets).map(([k, v]) => [k, v.examples, v.cropped, `${(100 * v.keptShare).toFixed(0)}%`]);
+  const banner = s.pattern.artifact
+    ? `<div class="warn"><b>Collapse.</b> ${esc(s.pattern.verdict)}</div>`
+    : `<div class="${s.pattern.appears ? "ok" : "warn"}">${esc(s.pattern.verdict)}</div>`;
+  const figHtml = figs.map((f, i) => `<h3>${esc(f.name)}</h3><div id="fig-${i}" class="fig"></div><script>Plotly.newPlot("fig-${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});</script>`);
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>US-Tuning main job: report</title>
+<style>body{font-family:sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}.warn{background:#fff3cd;border:1px solid #e0c36b;padding:.8em;margin:1em 0}.ok{background:#e6f4ea;border:1px solid #8bc79b;padding:.8em}.authors td{color:#555;font-style:italic}code{background:#f3f3f3;padding:1px 4px}</style>
+<script>${plotlyJs()}</script></head><body>
+<h1>US-Tuning, the main job on ${esc(modelName(s.model.path))}</h1>
+<p>Two-stage uncertainty-sensitive tuning (Li, Tang &amp; Yang, ACL Findings 2025) re-run end to end on the embedded model: data, stage 1, merge, stage 2 and the paper's ablations, ${seeds} seed(s), evaluated on the held-apart test side (${s.data.test.n} benchmark rows, ${esc(s.settings.benchmark)} filter). Model: <code>${esc(s.model.path)}</code>, ${s.model.params.toLocaleString("en")} parameters, context ${s.model.config.seqLen}. Run time ${s.seconds.toFixed(0)} s.</p>
+${banner}
+<h2>Our results (mean ± sd over seeds)</h2>
+<p>Strict scoring: a known answer is right when a gold answer is a whole-token span of the output; an unknown answer is right when it refuses (paper.md 3.1 keywords, or empty). Overall is the harmonic mean, as the authors' "F1 Score".</p>
+${table(["arm", "authors' label", "known %", "unknown %", "overall %", "collapsed seeds", "no-discrimination seeds"], armRows)}
+<h2>Per seed, with 95% cluster-bootstrap intervals and collapse diagnostics</h2>
+<p>Intervals resample the ASQA ambiguous questions (both questions of a row, and rows sharing a question, move together). "Majority output" is the share of the most common answer over all known and unknown questions; AUROC compares known (1) with unknown (0) questions, 0.5 being chance. The word-overlap reference (no model) scores AUROC ${formatCi(s.overlap_reference_auroc, 2)} on the same rows.</p>
+${table(["arm", "seed", "n", "known %", "unknown %", "overall %", "majority output", "AUROC P(Sufficient)", "AUROC P(answer)", "stage-1 acc %", "lenient 2024-08 known / unknown"], seedRows)}
+<h2>The authors' numbers (not ours)</h2>
+<p>From the authors' plotting script temp.py (paper.md 4.2): Llama-2-7b-chat with LoRA, the paper's full prompts, ASQA train. Their test set, split and scoring version are not stated. They are shown for comparison only.</p>
+${table(["authors' label", "setting (inferred)", "known %", "unknown %", "overall %", "source"], authorsRows, "authors")}
+<h2>Figures</h2>
+${figHtml.join("\n")}
+<h2>Training runs</h2>
+${table(["seed", "arm", "data", "examples", "steps", "final loss", "seconds", "adapter and trainer_log.jsonl"], trainRows)}
+<h2>Data and settings</h2>
+${table(["set", "examples", "cropped rows", "passage kept"], sets)}
+<p>Compact prompts and cropping: the paper's templates do not fit a ${s.model.config.seqLen}-position model, so each task keeps its name and answer words and the passage is cut to a window around the gold answer (notebooks/README.md lists every change). Test passages cropped: ${s.data.test.cropped}/${s.data.test.n}, ${(100 * s.data.test.keptShare).toFixed(0)}% of passage characters kept.</p>
+<pre>${esc(JSON.stringify(s.settings, null, 2))}</pre>
+</body></html>
+`;
+}
+
+/** Writes index.html and results.json into the report folder; returns the summary. */
+export async function writePipelineReport(result: PipelineResult): Promise<PipelineSummary> {
+  const summary = summarizePipeline(result);
+  await writeJsonAtomic(join(result.reportDir, "results.json"), summary);
+  await writeFileAtomic(join(result.reportDir, "index.html"), reportHtml(result, summary));
+  return summary;
+}

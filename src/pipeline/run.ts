@@ -1,0 +1,268 @@
+/**
+ * The main job (`ktu start`): data, stage 1, merge, stage 2 and the paper's ablations over several
+ * seeds, evaluation with collapse diagnostics and calibration, then out/report. Every step writes its
+ * outputs atomically and then a completion marker holding a key of its settings; a rerun skips
+ * finished steps, continues a killed training from its last checkpoint, and redoes a step whose
+ * settings changed.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { buildAllDatasets, DEFAULT_ASQA_FILE, DEFAULT_HOTPOT_FILES, type BuildAllResult } from "../data/build-all.ts";
+import { initBackend } from "../model/backend.ts";
+import { openModel, type OpenedModel } from "../model/open.ts";
+import type { LlamaModelData } from "../model/types.ts";
+import { LoraAdapter, mergeLora } from "../train/lora.ts";
+import { SftTrainer, type StepResult } from "../train/sft.ts";
+import type { LlamaProjection } from "../model/types.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
+import { dataPath } from "../util/paths.ts";
+import { buildPipelineData, type PipelineData, type TrainSetName } from "./datasets.ts";
+import { evaluateArm, overlapReference, type ArmEvaluation } from "./evaluate.ts";
+
+/** The six settings of the authors' temp.py figure (paper.md 4.2), in its order. */
+export const PIPELINE_ARMS = [
+  { id: "base", label: "base model", paperLabel: "LLaMA2", train: [] as TrainSetName[] },
+  { id: "stage1", label: "stage 1 only", paperLabel: "Cognition", train: ["stage1"] as TrainSetName[] },
+  { id: "qa", label: "QA only", paperLabel: "HotpotQA", train: ["qa"] as TrainSetName[] },
+  { id: "stage2", label: "stage 2 only", paperLabel: "PSQA", train: ["stage2"] as TrainSetName[] },
+  { id: "stage1_qa", label: "stage 1 then QA", paperLabel: "Cognition & QA", train: ["stage1", "qa"] as TrainSetName[] },
+  { id: "stage1_stage2", label: "stage 1 then stage 2 (US-Tuning)", paperLabel: "Cognition & PSQA", train: ["stage1", "stage2"] as TrainSetName[] },
+] as const;
+export type PipelineArmId = (typeof PIPELINE_ARMS)[number]["id"];
+
+export interface PipelineOptions {
+  out: string;
+  /** A llama2.c .bin or a Hugging Face folder; default data/models/reader if present, else stories260K. */
+  model: string;
+  tokenizer?: string;
+  asqaFile: string;
+  hotpotFiles: string[];
+  benchmark: "paper" | "corrected";
+  seeds: number[];
+  splitSeed: number;
+  maxLen: number;
+  maxNewTokens: number;
+  trainRows?: number;
+  testRows?: number;
+  epochs: number;
+  /** > 0: this many optimizer steps per training instead of epochs. */
+  maxSteps: number;
+  learningRate: number;
+  batchSize: number;
+  loraRank: number;
+  loraTargets: LlamaProjection[];
+  draws: number;
+  quick: boolean;
+}
+
+export function defaultModelPath(): string {
+  const reader = dataPath("models", "reader");
+  if (existsSync(reader)) {
+    const bin = readdirSync(reader).find((f) => f.endsWith(".bin") && !f.startsWith("tok"));
+    if (existsSync(join(reader, "config.json"))) return reader;
+    if (bin) return join(reader, bin);
+  }
+  return dataPath("models", "stories260K", "stories260K.bin");
+}
+
+export function pipelineDefaults(quick = false): PipelineOptions {
+  return {
+    out: "out",
+    model: defaultModelPath(),
+    asqaFile: DEFAULT_ASQA_FILE,
+    hotpotFiles: DEFAULT_HOTPOT_FILES,
+    benchmark: "paper",
+    seeds: quick ? [1] : [1, 2, 3],
+    splitSeed: 42,
+    maxLen: quick ? 128 : 160,
+    maxNewTokens: 12,
+    trainRows: quick ? 48 : undefined,
+    testRows: quick ? 24 : undefined,
+    epochs: 1,
+    maxSteps: quick ? 3 : 0,
+    learningRate: 2e-3,
+    batchSize: 16,
+    loraRank: 8,
+    loraTargets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"],
+    draws: quick ? 200 : 1000,
+    quick,
+  };
+}
+
+export type PipelineEvent =
+  | { kind: "step"; step: string; state: "skipped" | "started" | "done"; seconds?: number; detail?: string }
+  | { kind: "train"; step: string; result: StepResult }
+  | { kind: "eval"; step: string; done: number; total: number };
+
+export interface TrainedRun {
+  seed: number;
+  arm: PipelineArmId;
+  set: TrainSetName;
+  dir: string;
+  steps: number;
+  finalLoss: number;
+  seconds: number;
+  examples: number;
+}
+
+export interface PipelineResult {
+  options: PipelineOptions;
+  model: { path: string; params: number; config: LlamaModelData["config"] };
+  data: { counts: unknown; sets: Record<TrainSetName, { examples: number; cropped: number; keptShare: number; preview: { prompt: string; target: string }[] }>; test: { n: number; cropped: number; keptShare: number } };
+  overlapReference: { value: number; ci: [number, number] | null };
+  trained: TrainedRun[];
+  evaluations: { seed: number | null; arm: PipelineArmId; dir: string; evaluation: ArmEvaluation }[];
+  build: BuildAllResult;
+  seconds: number;
+  reportDir: string;
+}
+
+const keyOf = (value: unknown): string => createHash("sha1").update(JSON.stringify(value)).digest("hex").slice(0, 16);
+const readJson = <T>(path: string): T | undefined => {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+};
+
+const MARKER = "done.json";
+
+/** Runs `work` unless `dir/done.json` holds the same key; clears a stale folder first. */
+async function step<T>(dir: string, key: string, name: string, emit: (e: PipelineEvent) => void, work: () => Promise<T>, keepPartial = false): Promise<T> {
+  const marker = readJson<{ key: string; value: T; seconds: number }>(join(dir, MARKER));
+  if (marker && marker.key === key) {
+    emit({ kind: "step", step: name, state: "skipped", seconds: marker.seconds });
+    return marker.value;
+  }
+  // A folder from other settings is removed; a partial one of the same settings (a killed training) is kept to resume.
+  const partial = readJson<{ key: string }>(join(dir, "started.json"));
+  if (existsSync(dir) && (!keepPartial || partial?.key !== key)) rmSync(dir, { recursive: true, force: true });
+  await writeJsonAtomic(join(dir, "started.json"), { key });
+  emit({ kind: "step", step: name, state: "started" });
+  const t0 = performance.now();
+  const value = await work();
+  const seconds = (performance.now() - t0) / 1000;
+  await writeJsonAtomic(join(dir, MARKER), { key, value, seconds, finished: new Date().toISOString() });
+  emit({ kind: "step", step: name, state: "done", seconds });
+  return value;
+}
+
+export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEvent) => void = () => {}): Promise<PipelineResult> {
+  const t0 = performance.now();
+  const out = resolve(options.out);
+  const reportDir = join(out, "report");
+  const runsDir = join(reportDir, "runs");
+  await initBackend();
+
+  const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
+  const built = await step(join(out, "data", ".ktu-step"), dataKey, "data", emit, async () => {
+    return buildAllDatasets({ outDir: join(out, "data"), asqaFile: options.asqaFile, hotpotFiles: options.hotpotFiles, seed: options.splitSeed });
+  });
+
+  const opened: OpenedModel = openModel(options.model, options.tokenizer);
+  const base = opened.model;
+  const tokenizer = opened.tokenizer;
+  const maxLen = Math.min(options.maxLen, base.config.seqLen);
+  const data: PipelineData = await buildPipelineData({
+    tokenizer,
+    maxLen,
+    maxNewTokens: options.maxNewTokens,
+    paths: built.paths,
+    hotpotFiles: options.hotpotFiles,
+    benchmark: options.benchmark,
+    trainRows: options.trainRows,
+    testRows: options.testRows,
+  });
+  const modelKey = { model: resolve(options.model), size: readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows };
+
+  const trained: TrainedRun[] = [];
+  const evaluations: PipelineResult["evaluations"] = [];
+  const evalKeyBase = { ...modelKey, maxNewTokens: options.maxNewTokens, draws: options.draws, v: 1 };
+
+  const evaluate = async (model: LlamaModelData, dir: string, name: string, seed: number | null, arm: PipelineArmId, trainKey: string): Promise<void> => {
+    const evaluation = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
+      evaluateArm(model, tokenizer, data.test, { maxNewTokens: options.maxNewTokens, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
+    );
+    evaluations.push({ seed, arm, dir, evaluation });
+  };
+
+  await evaluate(base, join(runsDir, "base"), "base", null, "base", "base");
+
+  for (const seed of options.seeds) {
+    const seedDir = join(runsDir, `seed-${seed}`);
+    const merged = new Map<string, { model: LlamaModelData; key: string }>();
+    const trainOne = async (arm: PipelineArmId, set: TrainSetName, from: { model: LlamaModelData; key: string }, dir: string): Promise<{ model: LlamaModelData; key: string }> => {
+      const examples = data.sets[set].examples;
+      const sft = {
+        learningRate: options.learningRate,
+        numTrainEpochs: options.epochs,
+        maxSteps: options.maxSteps,
+        batchSize: options.batchSize,
+        lrSchedulerType: "cosine" as const,
+        warmupRatio: 0.05,
+        seed,
+        loggingSteps: 1,
+        lora: { rank: options.loraRank, alpha: 2 * options.loraRank, dropout: 0, targets: options.loraTargets },
+      };
+      const key = keyOf({ ...modelKey, from: from.key, set, sft, examples: examples.length });
+      const name = `seed ${seed} ${arm}`;
+      const run = await step(
+        dir,
+        key,
+        `${name}: train on ${set}`,
+        emit,
+        async () => {
+          const t = performance.now();
+          const trainer = new SftTrainer({ model: from.model, train: examples, config: { ...sft, saveSteps: Math.max(5, Math.ceil(examples.length / options.batchSize / 3)) }, outputDir: dir, baseModelName: options.model, padId: tokenizer.eosId, resumeFrom: true });
+          if (trainer.step > 0) emit({ kind: "step", step: `${name}: train on ${set}`, state: "started", detail: `resumed at step ${trainer.step}/${trainer.totalSteps}` });
+          await trainer.train((result) => emit({ kind: "train", step: `${name}: ${set}`, result }));
+          const last = trainer.history.at(-1);
+          trainer.dispose();
+          for (const f of readdirSync(dir)) if (f.startsWith("checkpoint-")) rmSync(join(dir, f), { recursive: true, force: true });
+          const finalLoss = last?.loss ?? NaN;
+          return { seed, arm, set, dir, steps: trainer.totalSteps, finalLoss, seconds: (performance.now() - t) / 1000, examples: examples.length } satisfies TrainedRun;
+        },
+        true,
+      );
+      trained.push(run);
+      const adapter = LoraAdapter.load(dir, from.model.config);
+      const model = mergeLora(from.model, adapter);
+      adapter.dispose();
+      return { model, key };
+    };
+
+    for (const arm of PIPELINE_ARMS) {
+      if (arm.id === "base") continue;
+      let current = { model: base, key: "base" };
+      const path: string[] = [];
+      for (const set of arm.train) {
+        path.push(set);
+        const cacheKey = path.join("+");
+        const known = merged.get(cacheKey);
+        // stage 1 is trained once per seed and shared by the arms that start from it (merged, as the paper's stage 2 starts from the stage-1 merge).
+        current = known ?? (await trainOne(arm.id, set, current, join(seedDir, path.join("-then-"))));
+        merged.set(cacheKey, current);
+      }
+      await evaluate(current.model, join(seedDir, arm.train.join("-then-")), `seed ${seed} ${arm.id}`, seed, arm.id, current.key);
+    }
+  }
+
+  const counts = built.counts;
+  const sets = Object.fromEntries(Object.entries(data.sets).map(([k, s]) => [k, { examples: s.examples.length, cropped: s.cropped, keptShare: s.keptShare, preview: s.preview }])) as PipelineResult["data"]["sets"];
+  const c = base.config;
+  const kvDim = (c.dim * c.nKvHeads) / c.nHeads;
+  const params = c.dim * c.vocabSize * (c.tiedEmbeddings ? 1 : 2) + c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * kvDim + 3 * c.dim * c.hiddenDim + 2 * c.dim) + c.dim;
+  return {
+    options,
+    model: { path: options.model, params, config: base.config },
+    data: { counts, sets, test: { n: data.test.length, cropped: data.testCropped, keptShare: data.testKeptShare } },
+    overlapReference: overlapReference(data.test, options.draws),
+    trained,
+    evaluations,
+    build: built,
+    seconds: (performance.now() - t0) / 1000,
+    reportDir,
+  };
+}
