@@ -75,3 +75,35 @@ test("a batch of two sequences gives each one's own logits", async () => {
   assert.ok(worst < 1e-5, `batch row differs by ${worst}`);
   tfModel.dispose();
 });
+
+test("the fused typed-array attention gives the graph attention's logits and LoRA gradients", async () => {
+  await initBackend("wasm");
+  const { LoraAdapter } = await import("../src/train/lora.ts");
+  const { Rng } = await import("../src/util/rng.ts");
+  const adapter = LoraAdapter.create(model.config, { rank: 4, alpha: 8, dropout: 0, targets: ["wq", "wk", "wv", "wo"] }, new Rng(5));
+  const rng = new Rng(9);
+  for (const p of adapter.parameters) if (p.kind === "B") p.values.forEach((_, i) => (p.values[i] = rng.normal() * 0.05));
+  adapter.sync();
+  const ids = Int32Array.from(reference.ids.slice(0, 24));
+  const targets = Int32Array.from(reference.ids.slice(1, 25));
+  const run = (attention: "js" | "graph") => {
+    const m = new TfLlama(model, { attention });
+    const out = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(m.forward(ids, 2, 12, { adapter }), targets, 1 / 24), adapter.parameters.map((p) => p.variable));
+      return { loss: value.dataSync()[0]!, grads: adapter.parameters.map((p) => Float32Array.from(grads[p.variable.name]!.dataSync())) };
+    });
+    m.dispose();
+    return out;
+  };
+  const js = run("js");
+  const graph = run("graph");
+  assert.ok(Math.abs(js.loss - graph.loss) < 1e-5, `${js.loss} vs ${graph.loss}`);
+  let worst = 0;
+  let scale = 0;
+  js.grads.forEach((g, i) => g.forEach((v, j) => {
+    worst = Math.max(worst, Math.abs(v - graph.grads[i]![j]!));
+    scale = Math.max(scale, Math.abs(v));
+  }));
+  assert.ok(worst < 1e-4 * Math.max(1, scale), `max |dgrad| ${worst} (largest grad ${scale})`);
+  adapter.dispose();
+});
