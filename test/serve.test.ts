@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { loadServedModel } from "../src/engine/serve-cli.ts";
 import { startServer, type RunningServer } from "../src/engine/server.ts";
+import { initBackend } from "../src/model/backend.ts";
+import { LoraAdapter, mergeLora } from "../src/train/lora.ts";
+import { Rng } from "../src/util/rng.ts";
 import { continuationLogprobs, generate } from "../src/model/generate.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
 import { Llama2cTokenizer } from "../src/model/llama2c-tokenizer.ts";
@@ -143,6 +149,7 @@ test("bad requests get HTTP 400 in OpenAI's error shape", async () => {
     [{ prompt: "Hi", top_p: 1.5 }, "top_p"],
     [{ prompt: "Hi", stop: [""] }, "stop"],
     [{ prompt: "Hi", presence_penalty: 0.5 }, "presence_penalty"],
+    [{ prompt: "Hi", seed: 0, temperature: 1 }, "seed"],
   ] as const) {
     const r = await post("/v1/completions", body);
     assert.equal(r.status, 400, JSON.stringify(body));
@@ -178,4 +185,26 @@ test("ktu serve runs as a command on loopback and stops on SIGTERM", async () =>
     child.kill("SIGTERM");
   });
   assert.equal(code, 0);
+});
+
+test("--adapter merges a PEFT LoRA adapter before serving", async () => {
+  await initBackend();
+  const adapter = LoraAdapter.create(model.config, { rank: 4, alpha: 8, dropout: 0, targets: ["wq", "wv", "w2"] }, new Rng(5));
+  const rng = new Rng(9);
+  for (const p of adapter.parameters) if (p.kind === "B") for (let i = 0; i < p.values.length; i++) p.values[i] = rng.normal() * 0.2;
+  const dir = mkdtempSync(join(tmpdir(), "ktu-serve-adapter-"));
+  await adapter.save(dir, "stories260K");
+  const merged = mergeLora(model, adapter);
+  adapter.dispose();
+  const served = await loadServedModel(MODEL, TOKENIZER, dir);
+  assert.match(served.name, /^stories260K\+ktu-serve-adapter-/);
+  const other = await startServer({ model: served.model, tokenizer: served.tokenizer, modelName: served.name });
+  try {
+    const res = await fetch(other.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 30, temperature: 0 }) });
+    const text = ((await res.json()) as any).choices[0].text as string;
+    assert.equal(text, generate(merged, tok, "Once upon a time", { maxNewTokens: 30 }).text);
+    assert.notEqual(text, generate(model, tok, "Once upon a time", { maxNewTokens: 30 }).text);
+  } finally {
+    await other.close();
+  }
 });

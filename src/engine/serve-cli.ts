@@ -2,14 +2,12 @@
  * `ktu serve`: the in-process model over an OpenAI-compatible HTTP API (see server.ts), until SIGINT
  * or SIGTERM. Binds to 127.0.0.1 unless --host says otherwise.
  */
-import { existsSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { loadLlama2c } from "../model/llama2c.ts";
-import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
+import { basename } from "node:path";
+import { openModel } from "../model/open.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { defineCommand, optionalNumber, requireString, type Command } from "../util/command.ts";
-import { InputError, UsageError } from "../util/errors.ts";
+import { UsageError } from "../util/errors.ts";
 import { startServer } from "./server.ts";
 
 const NAME = "serve";
@@ -22,24 +20,18 @@ export interface ServedModel {
 
 /**
  * Loads what `ktu serve --model --tokenizer --adapter` names: a llama2.c .bin with its tokenizer .bin
- * (default: tokenizer.bin beside the model), or a Hugging Face folder (config.json, safetensors,
- * tokenizer.json); a PEFT adapter folder is merged into the weights before serving.
+ * (default: tokenizer.bin or tok<vocab>.bin beside the model), or a Hugging Face folder (config.json,
+ * safetensors, tokenizer.json), through the model area's openModel; a PEFT adapter folder is merged
+ * into the weights before serving.
  */
 export async function loadServedModel(modelPath: string, tokenizerPath?: string, adapterDir?: string): Promise<ServedModel> {
-  if (!existsSync(modelPath)) throw new InputError(modelPath, undefined, undefined, "no such model file or folder");
-  let model: LlamaModelData;
-  let tokenizer: Tokenizer;
-  if (statSync(modelPath).isDirectory()) {
-    ({ model, tokenizer } = await loadHfFolder(modelPath, tokenizerPath));
-  } else {
-    model = loadLlama2c(modelPath);
-    const tok = tokenizerPath ?? join(dirname(modelPath), "tokenizer.bin");
-    if (!existsSync(tok)) throw new UsageError(`ktu ${NAME}: --tokenizer is required (no tokenizer.bin beside ${modelPath})`);
-    tokenizer = Llama2cTokenizer.load(tok, model.config.vocabSize);
-  }
+  const opened = openModel(modelPath, tokenizerPath);
+  let model = opened.model;
   if (adapterDir !== undefined) {
     // The trainer (and TensorFlow.js with it) loads only when an adapter is asked for.
     const { LoraAdapter, mergeLora } = await import("../train/lora.ts");
+    const { initBackend } = await import("../model/backend.ts");
+    await initBackend();
     const adapter = LoraAdapter.load(adapterDir, model.config);
     try {
       model = mergeLora(model, adapter);
@@ -48,23 +40,7 @@ export async function loadServedModel(modelPath: string, tokenizerPath?: string,
     }
   }
   const name = basename(modelPath).replace(/\.bin$/, "") + (adapterDir ? `+${basename(adapterDir)}` : "");
-  return { model, tokenizer, name };
-}
-
-interface HfLoaders {
-  loadHfModel?: (dir: string) => LlamaModelData | Promise<LlamaModelData>;
-  loadHfTokenizer?: (path: string) => Tokenizer | Promise<Tokenizer>;
-}
-
-/** Hugging Face folders go through the model area's loaders, found at run time so a llama2.c serve never needs them. */
-async function loadHfFolder(dir: string, tokenizerPath?: string): Promise<{ model: LlamaModelData; tokenizer: Tokenizer }> {
-  const area = (await import("../model/index.ts")) as unknown as HfLoaders;
-  if (typeof area.loadHfModel !== "function" || typeof area.loadHfTokenizer !== "function") {
-    throw new InputError(dir, undefined, undefined, "serving a Hugging Face model folder needs the safetensors/tokenizer.json loaders, which this build does not have yet; serve a llama2.c .bin instead");
-  }
-  const model = await area.loadHfModel(dir);
-  const tokenizer = await area.loadHfTokenizer(tokenizerPath ?? dir);
-  return { model, tokenizer };
+  return { model, tokenizer: opened.tokenizer, name };
 }
 
 export const commands: Command[] = [
@@ -72,7 +48,7 @@ export const commands: Command[] = [
     name: NAME,
     summary: "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models)",
     help: `  --model FILE|DIR     llama2.c checkpoint (.bin) or Hugging Face model folder
-  --tokenizer FILE     llama2.c tokenizer (.bin); default tokenizer.bin beside the model
+  --tokenizer FILE     llama2.c tokenizer (.bin); default tokenizer.bin or tok<vocab>.bin beside the model
   --adapter DIR        PEFT LoRA adapter folder, merged into the weights before serving
   --host ADDR          address to bind (default 127.0.0.1, loopback only)
   --port N             port (default 8000; 0 picks a free one)

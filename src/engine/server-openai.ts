@@ -52,7 +52,9 @@ function sampling(body: Body, maxTokensName: string, defaultMax: number): Genera
   if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw new ApiError(400, "'best_of' is not supported by this server (only 1)", "best_of");
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean") throw new ApiError(400, "'stream' must be a boolean", "stream");
   const seedRaw = body.seed;
-  if (seedRaw !== undefined && seedRaw !== null && !Number.isSafeInteger(seedRaw)) throw new ApiError(400, "'seed' must be an integer", "seed");
+  if (seedRaw !== undefined && seedRaw !== null && (!Number.isSafeInteger(seedRaw) || seedRaw === 0)) {
+    throw new ApiError(400, "'seed' must be a nonzero integer (run.c's xorshift generator stays at 0 from seed 0)", "seed");
+  }
   return {
     maxNewTokens: num(body, maxTokensName, 0, 1e9, defaultMax, true),
     temperature: num(body, "temperature", 0, 2, 1),

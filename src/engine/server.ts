@@ -178,7 +178,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       try {
         seq = new Sequence(decoder, tokenizer, prompt, { ...opts, seed: opts.seed + i });
       } catch (error) {
-        if (error instanceof RangeError) throw new ApiError(400, `${error.message}; shorten the prompt`, typeof prompt === "string" ? "prompt" : "messages", "context_length_exceeded");
+        if (error instanceof RangeError && /context/.test(error.message)) {
+          throw new ApiError(400, `${error.message}; shorten the prompt`, typeof prompt === "string" ? "prompt" : "messages", "context_length_exceeded");
+        }
+        if (error instanceof RangeError) throw new ApiError(400, error.message);
         throw error;
       }
       const need = seq.promptTokens.length + (opts.maxNewTokens ?? 0) - 1;

@@ -19,7 +19,7 @@ export interface GenerateOptions {
   temperature?: number;
   /** Nucleus sampling threshold, 1 (default) disables it. */
   topP?: number;
-  /** Seed of run.c's xorshift generator (default 0, i.e. a fixed sequence). */
+  /** Seed of run.c's xorshift generator (default 1; 0 is refused when sampling, as xorshift stays at 0). */
   seed?: number | bigint;
   /** Generation ends before the first occurrence of any of these; the text excludes it. */
   stop?: string[];
@@ -158,7 +158,7 @@ export class Sequence {
     // The last generated token is never fed back, so a full context yields seqLen - prompt + 1 tokens (as run.c).
     this.maxNew = Math.min(maxNew, c.seqLen - this.promptTokens.length + 1);
     this.cache = this.decoder.newCache(Math.max(1, Math.min(c.seqLen, this.promptTokens.length + this.maxNew - 1)));
-    this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0 });
+    this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 1 });
     this.stopTokens = new Set(options.stopTokens ?? [tokenizer.eosId, tokenizer.bosId]);
     this.detok = new Detokenizer(tokenizer, this.promptTokens.slice(-4));
     if (this.maxNew === 0) this.finish("length");

@@ -78,6 +78,8 @@ export class Sampler {
     this.temperature = f(options.temperature);
     this.topP = f(options.topP);
     this.rng = new XorShiftRng(options.seed);
+    // xorshift never leaves state 0 (run.c swaps a 0 seed for the clock): every coin would be 0.
+    if (this.rng.state === 0n && this.temperature !== 0) throw new RangeError("seed 0 leaves run.c's xorshift generator stuck at 0; use a nonzero seed");
     this.probs = new Float32Array(options.vocabSize);
   }
 
