@@ -1,6 +1,8 @@
 /**
- * Greedy decode tokens/s on stories260K: our typed-array decoder against llama2.c's run.c (built here
- * with its Makefile's `run` flags, gcc -O3), measured alternately in the same run, median of R runs.
+ * Greedy decode tokens/s: our decoder against llama2.c's run.c (built here with its Makefile's `run`
+ * flags, gcc -O3), measured alternately in the same run, median of R runs, on stories260K and on a
+ * random model of stories15M's shape (dim 288, 6 layers, 6 heads, hidden 768; the 512-token
+ * vocabulary so tok512.bin fits), written here with saveLlama2c so both read the same file.
  * Both count tokens as run.c does: (positions - 1) / time since the first generated token.
  * Usage: node --import tsx bench/decode.ts [--runs R] [--steps N]
  */
@@ -10,7 +12,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Decoder } from "../src/model/decode.ts";
-import { loadLlama2c } from "../src/model/llama2c.ts";
+import { loadLlama2c, saveLlama2c } from "../src/model/llama2c.ts";
+import type { LlamaModelData } from "../src/model/types.ts";
+import { Rng } from "../src/util/rng.ts";
 import { Llama2cTokenizer } from "../src/model/llama2c-tokenizer.ts";
 import { argmax } from "../src/model/sampler.ts";
 import { writeJsonAtomic } from "../src/util/fs.ts";
@@ -36,63 +40,99 @@ function buildRunc(): string {
   return exe;
 }
 
-function runc(exe: string): { tokS: number; maxRssKb: number } {
-  const r = spawnSync("/usr/bin/time", ["-f", "maxrss_kb=%M", exe, MODEL, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", PROMPT], { encoding: "utf8" });
+function runc(exe: string, modelPath: string): { tokS: number; maxRssKb: number } {
+  const r = spawnSync("/usr/bin/time", ["-f", "maxrss_kb=%M", exe, modelPath, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", PROMPT], { encoding: "utf8" });
   const m = /achieved tok\/s: ([\d.]+)/.exec(r.stderr);
   if (!m) throw new Error(`run.c printed no speed: ${r.stderr}`);
   return { tokS: Number(m[1]), maxRssKb: Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1] ?? NaN) };
 }
 
-const model = loadLlama2c(MODEL);
-const tokenizer = Llama2cTokenizer.load(TOKENIZER, model.config.vocabSize);
-const decoder = new Decoder(model);
+/** A model of stories15M's shape with small random weights (speed does not depend on their values). */
+function syntheticModel(): string {
+  const rng = new Rng(288);
+  const [dim, hidden, layers, heads, vocab, seqLen] = [288, 768, 6, 6, 512, 256];
+  const rand = (n: number, scale: number): Float32Array => Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale);
+  const emb = rand(vocab * dim, 1);
+  const model: LlamaModelData = {
+    config: { arch: "llama", dim, hiddenDim: hidden, nLayers: layers, nHeads: heads, nKvHeads: heads, vocabSize: vocab, seqLen, normEps: 1e-5, ropeTheta: 10000, ropeStyle: "interleaved", tiedEmbeddings: true },
+    weights: {
+      tokenEmbedding: emb,
+      lmHead: emb,
+      finalNorm: new Float32Array(dim).fill(1),
+      layers: Array.from({ length: layers }, () => ({
+        attnNorm: new Float32Array(dim).fill(1),
+        ffnNorm: new Float32Array(dim).fill(1),
+        wq: rand(dim * dim, 0.06),
+        wk: rand(dim * dim, 0.06),
+        wv: rand(dim * dim, 0.06),
+        wo: rand(dim * dim, 0.06),
+        w1: rand(hidden * dim, 0.06),
+        w2: rand(dim * hidden, 0.04),
+        w3: rand(hidden * dim, 0.06),
+      })),
+    },
+  };
+  const path = join(mkdtempSync(join(tmpdir(), "ktu-bench-288-")), "random288.bin");
+  saveLlama2c(path, model);
+  return path;
+}
+
+const tokenizer = Llama2cTokenizer.load(TOKENIZER, 512);
 
 /** run.c's generate loop, greedy, without printing; returns tok/s as run.c computes it. */
-function ours(): { tokS: number; text: number[] } {
+function ours(decoder: Decoder): number {
   const prompt = tokenizer.encode(PROMPT);
-  const cache = decoder.newCache(steps);
+  const n = Math.min(steps, decoder.config.seqLen);
+  const cache = decoder.newCache(n);
   let token = prompt[0]!;
   let start = 0;
   let pos = 0;
-  const out: number[] = [];
-  while (pos < steps) {
+  while (pos < n) {
     const logits = decoder.step(cache, token);
     const next = pos < prompt.length - 1 ? prompt[pos + 1]! : argmax(logits);
     pos++;
     if (next === 1) break;
-    out.push(next);
     token = next;
     if (start === 0) start = performance.now();
   }
-  return { tokS: (pos - 1) / ((performance.now() - start) / 1000), text: out };
+  cache.release();
+  return (pos - 1) / ((performance.now() - start) / 1000);
+}
+
+function compare(exe: string, modelPath: string, runs: number): { peer: number[]; ktu: number[]; rssKb: number } {
+  const decoder = new Decoder(loadLlama2c(modelPath));
+  ours(decoder); // JIT warm-up, as run.c needs none
+  const peer: number[] = [];
+  const ktu: number[] = [];
+  let rssKb = NaN;
+  for (let i = 0; i < runs; i++) {
+    const p = runc(exe, modelPath);
+    peer.push(p.tokS);
+    rssKb = p.maxRssKb;
+    ktu.push(ours(decoder));
+  }
+  return { peer, ktu, rssKb };
 }
 
 const exe = buildRunc();
-ours(); // JIT warm-up, as run.c needs none
-const peer: number[] = [];
-const mine: number[] = [];
-let rss = NaN;
-for (let i = 0; i < runs; i++) {
-  const p = runc(exe);
-  peer.push(p.tokS);
-  rss = p.maxRssKb;
-  mine.push(ours().tokS);
-}
+const small = compare(exe, MODEL, runs);
+const big = compare(exe, syntheticModel(), Math.max(3, Math.ceil(runs / 3)));
+const summary = (r: { peer: number[]; ktu: number[] }) => ({ peer_tok_s: median(r.peer), ktu_tok_s: median(r.ktu), ratio: median(r.ktu) / median(r.peer), runs: { peer: r.peer, ktu: r.ktu } });
 const result = {
   bench: "decode",
-  what: `greedy decode of stories260K, ${steps} positions from "${PROMPT}", tok/s as run.c reports it, median of ${runs} alternating runs`,
+  what: `greedy decode, ${steps} positions from "${PROMPT}", tok/s as run.c reports it, median of alternating runs`,
   date: new Date().toISOString(),
   cpu: cpus()[0]?.model,
   node: process.version,
   peer: "llama2.c run.c (350e04f), gcc -O3",
-  peer_tok_s: median(peer),
-  ktu_tok_s: median(mine),
-  ratio: median(mine) / median(peer),
   goal_ratio: 0.5,
-  peer_max_rss_mb: rss / 1024,
+  ...summary(small),
+  peer_max_rss_mb: small.rssKb / 1024,
   ktu_max_rss_mb: process.resourceUsage().maxRSS / 1024,
-  runs: { peer, ktu: mine },
+  random_dim288: summary(big),
 };
 await writeJsonAtomic(join(repoRoot, "bench", "results", "decode.json"), result);
 console.log(`decode stories260K: ktu ${result.ktu_tok_s.toFixed(0)} tok/s, run.c ${result.peer_tok_s.toFixed(0)} tok/s, ratio ${result.ratio.toFixed(2)}x (goal >= 0.5x)`);
+const b288 = result.random_dim288;
+console.log(`decode random dim 288 x 6 layers: ktu ${b288.ktu_tok_s.toFixed(0)} tok/s, run.c ${b288.peer_tok_s.toFixed(0)} tok/s, ratio ${b288.ratio.toFixed(2)}x`);
 console.log(`peak RSS: ktu ${result.ktu_max_rss_mb.toFixed(0)} MB (node + tsx), run.c ${result.peer_max_rss_mb.toFixed(1)} MB`);
