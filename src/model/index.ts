@@ -21,3 +21,11 @@ export {
   type StreamChunk,
   type ContinuationScore,
 } from "./generate.ts";
+// TF.js side (training, batch scoring), loaders and formats.
+export { initBackend, currentBackend, describeBackend, backendOrder, type BackendName, type BackendInfo } from "./backend.ts";
+export { TfLlama, FrozenLinear, crossEntropy, checkLlamaModelData, projectionShape, ropeTables, type ProjectionAdapter, type ForwardOptions, type TfLlamaOptions, type AttentionMode } from "./llama-tf.ts";
+export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, tensorToFloat32, requireFloatTensor, type SafetensorsFile, type SafetensorsEntry, type SafetensorsInput, type SafetensorsDtype } from "./safetensors.ts";
+export { loadHfModel, saveHfModel, readHfConfig, interleavedToRotateHalf } from "./hf.ts";
+export { HfTokenizer } from "./hf-tokenizer.ts";
+export { chatTemplates, getChatTemplate, encodeChatTurns, renderChat, chatTemplateJinja, alpacaPrompt, templateEosId, type ChatTemplateSpec, type ChatMessage } from "./chat-templates.ts";
+export { openModel, type OpenedModel } from "./open.ts";
