@@ -218,6 +218,11 @@ export class BpeTokenizer implements Tokenizer {
     return out;
   }
 
+  /** Ids of `text` as it continues a prompt: no BOS and no dummy-prefix space (answers carry their own). */
+  encodeContinuation(text: string): number[] {
+    return chunksOf(text).flatMap((chunk) => this.encodeChunk(chunk));
+  }
+
   decode(ids: number[], prev = -1): string {
     return this.inner.decode(ids, prev);
   }
