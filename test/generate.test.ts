@@ -58,6 +58,24 @@ test("KV-cache decoding, batched steps and prefill equal the full-sequence forwa
   assert.throws(() => decoder.step(cache, 9999), /token id 9999 is outside the vocabulary/);
 });
 
+test("the JavaScript kernel path gives the same logits, and finished sequences give their memory back", () => {
+  const js = new Decoder(model, { kernel: "js" });
+  assert.equal(js.kernel, "js");
+  assert.equal(decoder.kernel, "wasm");
+  const a = js.forwardAll(teacher.ids);
+  const b = decoder.forwardAll(teacher.ids);
+  assert.ok(a.every((v, i) => Math.abs(v - b[i]!) < 2e-5));
+  const prompts = Array.from({ length: 24 }, (_, i) => "Once upon a time ".repeat(1 + (i % 6)) + "Lily".repeat(i % 3));
+  const own = new Decoder(model);
+  const run = () => prompts.forEach((p, i) => generate(own, tok, p, { maxNewTokens: 5 + 13 * (i % 5), temperature: 1, topP: 0.9, seed: i + 1 }));
+  run();
+  const bytes = own.memoryBytes;
+  run();
+  run();
+  assert.equal(own.memoryBytes, bytes, "wasm memory grew although every sequence released its cache");
+  assert.deepEqual(generate(js, tok, "Tom", { maxNewTokens: 40 }).tokenIds, generate(own, tok, "Tom", { maxNewTokens: 40 }).tokenIds);
+});
+
 test("the sampler's xorshift reproduces run.c's random_u32 sequence", () => {
   // run.c: unsigned long long s = 133742; random_u32(&s) x3 (printed by a C program calling run.c's function).
   const rng = new XorShiftRng(133742);
@@ -66,6 +84,7 @@ test("the sampler's xorshift reproduces run.c's random_u32 sequence", () => {
   assert.equal(neg.nextU32(), 688859603);
   const greedy = new Sampler({ vocabSize: 4, temperature: 0, topP: 0.9, seed: 1 });
   assert.equal(greedy.sample(Float32Array.of(1, 3, 3, 2)), 1);
+  assert.throws(() => new Sampler({ vocabSize: 4, temperature: 1, topP: 0.9, seed: 0 }), /seed 0 leaves run.c's xorshift generator stuck/);
 });
 
 test("ktu generate prints exactly run.c's reference output (greedy and seeded top-p)", () => {

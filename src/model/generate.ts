@@ -125,7 +125,8 @@ class Detokenizer {
  */
 export class Sequence {
   readonly decoder: Decoder;
-  readonly cache: KvCache;
+  private kv: KvCache | undefined;
+  private readonly cacheSize: number;
   readonly promptTokens: number[];
   readonly tokenIds: number[] = [];
   readonly logprobs: TokenLogprob[] = [];
@@ -157,11 +158,16 @@ export class Sequence {
     if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
     // The last generated token is never fed back, so a full context yields seqLen - prompt + 1 tokens (as run.c).
     this.maxNew = Math.min(maxNew, c.seqLen - this.promptTokens.length + 1);
-    this.cache = this.decoder.newCache(Math.max(1, Math.min(c.seqLen, this.promptTokens.length + this.maxNew - 1)));
+    this.cacheSize = Math.max(1, Math.min(c.seqLen, this.promptTokens.length + this.maxNew - 1));
     this.sampler = new Sampler({ vocabSize: c.vocabSize, temperature: options.temperature ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 1 });
     this.stopTokens = new Set(options.stopTokens ?? [tokenizer.eosId, tokenizer.bosId]);
     this.detok = new Detokenizer(tokenizer, this.promptTokens.slice(-4));
     if (this.maxNew === 0) this.finish("length");
+  }
+
+  /** The sequence's KV cache, made on first use so that queued requests hold no cache memory. */
+  get cache(): KvCache {
+    return (this.kv ??= this.decoder.newCache(this.cacheSize));
   }
 
   get finished(): boolean {
@@ -204,7 +210,7 @@ export class Sequence {
   /** Ends generation and gives the KV cache's memory back at once (a server frees many). */
   private finish(reason: "stop" | "length"): void {
     this.finishReason = reason;
-    this.cache.release();
+    this.kv?.release();
   }
 
   private checkStop(before: number): boolean {
