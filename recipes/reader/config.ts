@@ -22,11 +22,11 @@ export const readerRecipe = {
   /** Passages are cropped around the answer to at most this many characters. */
   maxContextChars: 600,
   stages: [
-    { name: "skills", steps: 1200, mixture: { lm: 1, copy: 1, recall: 2, member: 2 } },
+    { name: "skills", steps: 1200, mixture: { copy: 1, recall: 2, member: 2 } },
     { name: "reader", steps: 1800, mixture: { lm: 1, recall: 1, member: 1, span: 3 } },
   ] as ReaderStage[],
   checkpointEvery: 25,
-  evalEvery: 100,
+  evalEvery: 50,
   /** Examples per task in each curriculum evaluation (fixed sets, drawn once from seed + 1000). */
   evalSize: 32,
 } as const;

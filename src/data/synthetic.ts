@@ -78,9 +78,11 @@ export function cropAround(context: string, answer: string, maxChars: number, rn
   const before = rng ? rng.int(0, slack) : Math.floor(slack / 2);
   let start = Math.max(0, Math.min(at - before, context.length - maxChars));
   let end = start + maxChars;
-  if (start > 0) start = context.indexOf(" ", start) + 1 || start;
-  const cut = context.lastIndexOf(" ", end);
-  if (end < context.length && cut > at + answer.length) end = cut;
+  // Snap both ends to word boundaries, never into the answer.
+  const wordStart = context.indexOf(" ", start) + 1;
+  if (start > 0 && wordStart > 0 && wordStart <= at) start = wordStart;
+  const wordEnd = context.lastIndexOf(" ", end);
+  if (end < context.length && wordEnd >= at + answer.length) end = wordEnd;
   return context.slice(start, end);
 }
 
