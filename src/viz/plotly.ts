@@ -164,7 +164,7 @@ async function startRenderer(): Promise<Renderer | null> {
       render: (fig, opts) =>
         page.evaluate(
           async ({ fig, opts }) => {
-            const Plotly = (window as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
+            const Plotly = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
             return Plotly.toImage({ data: fig.data, layout: fig.layout ?? {}, config: fig.config ?? {} }, opts);
           },
           { fig, opts: { format: opts.format, width: opts.width ?? DEFAULT_WIDTH, height: opts.height ?? DEFAULT_HEIGHT } },
