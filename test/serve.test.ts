@@ -208,3 +208,29 @@ test("--adapter merges a PEFT LoRA adapter before serving", async () => {
     await other.close();
   }
 });
+
+test("a full queue answers 429, and a client that disconnects stops its generation", async () => {
+  const small = await startServer({ model, tokenizer: tok, maxBatch: 1, maxQueue: 2 });
+  try {
+    const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 200, temperature: 0 });
+    const responses = await Promise.all(Array.from({ length: 8 }, () => fetch(small.url + "/v1/completions", { method: "POST", body })));
+    const statuses = responses.map((r) => r.status).sort();
+    assert.ok(statuses.includes(200) && statuses.includes(429), statuses.join(","));
+    const busy = (await responses.find((r) => r.status === 429)!.json()) as any;
+    assert.equal(busy.error.type, "rate_limit_error");
+    await Promise.all(responses.filter((r) => r.status === 200).map((r) => r.json()));
+
+    const abort = new AbortController();
+    const res = await fetch(small.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 500, stream: true }), signal: abort.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    abort.abort();
+    // The next request waits behind the cancelled one only until the scheduler notices the closed socket.
+    const after = await fetch(small.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "Tom", max_tokens: 3, temperature: 0 }) });
+    assert.equal(after.status, 200);
+    const health = (await (await fetch(small.url + "/health")).json()) as any;
+    assert.deepEqual([health.queued, health.active, health.cancelled], [0, 0, 1]);
+  } finally {
+    await small.close();
+  }
+});

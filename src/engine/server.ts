@@ -65,8 +65,11 @@ class Scheduler {
     this.wake();
   }
 
-  get load(): { queued: number; active: number } {
-    return { queued: this.queue.length, active: this.active.length };
+  /** Requests ended early because their client went away (or their generation failed). */
+  private cancelled = 0;
+
+  get load(): { queued: number; active: number; cancelled: number } {
+    return { queued: this.queue.length, active: this.active.length, cancelled: this.cancelled };
   }
 
   private wake(): void {
@@ -86,7 +89,10 @@ class Scheduler {
       const next = this.queue[0];
       if (next && (this.active.length === 0 || this.rows() + next.seqs.length <= this.maxBatch)) {
         this.queue.shift();
-        if (next.cancelled) next.done();
+        if (next.cancelled) {
+          this.cancelled++;
+          next.done();
+        }
         else {
           this.run(next, () => next.seqs.forEach((s) => s.start()));
           this.active.push(next);
@@ -101,6 +107,7 @@ class Scheduler {
         const job = this.active[i]!;
         if (job.cancelled || job.seqs.every((s) => s.finished)) {
           this.active.splice(i, 1);
+          if (job.cancelled) this.cancelled++;
           job.done();
         }
       }
