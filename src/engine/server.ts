@@ -1,21 +1,18 @@
 /**
  * An OpenAI-compatible HTTP server (node:http, no framework) over the in-process decoder:
  * /v1/completions, /v1/chat/completions, /v1/models, with SSE streaming and logprobs.
- *
- * Decoding is CPU-bound and synchronous, so requests go through one scheduler: a bounded queue, and
- * up to `maxBatch` sequences that step together, one token each per tick (continuous batching: a new
- * request joins between ticks). Each tick is one batched forward pass and then setImmediate, so the
- * event loop keeps accepting connections and streaming chunks while generation runs. Batched rows are
+ * Requests go through server-scheduler.ts (a bounded queue, continuous batching). Batched rows are
  * computed exactly as single ones, so an answer does not depend on what else is being served.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { encodeChatTurns, getChatTemplate, type ChatMessage, type ChatTemplateSpec } from "../model/chat-templates.ts";
-import { decoderFor, Sequence, stepTogether, tokenText, type GenerateOptions, type TokenLogprob } from "../model/generate.ts";
+import { decoderFor, Sequence, tokenText, type GenerateOptions, type TokenLogprob } from "../model/generate.ts";
 import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
+import { Scheduler, type Job } from "./server-scheduler.ts";
 import { ApiError, chatLogprobs, completionLogprobs, parseChatRequest, parseCompletionRequest, usage, type ChatMessageIn } from "./server-openai.ts";
 
 export interface ServerOptions {
@@ -40,89 +37,6 @@ export interface RunningServer {
   url: string;
   port: number;
   close(): Promise<void>;
-}
-
-interface Job {
-  seqs: Sequence[];
-  cancelled: boolean;
-  /** Called after every tick in which this job's sequences advanced. */
-  progress(): void;
-  done(error?: unknown): void;
-}
-
-class Scheduler {
-  private readonly queue: Job[] = [];
-  private readonly active: Job[] = [];
-  private scheduled = false;
-  constructor(
-    private readonly maxBatch: number,
-    private readonly maxQueue: number,
-  ) {}
-
-  submit(job: Job): void {
-    if (this.queue.length >= this.maxQueue) throw new ApiError(429, `the server is busy: ${this.queue.length} requests are waiting; retry later`, null, "queue_full");
-    this.queue.push(job);
-    this.wake();
-  }
-
-  /** Requests ended early because their client went away (or their generation failed). */
-  private cancelled = 0;
-
-  get load(): { queued: number; active: number; cancelled: number } {
-    return { queued: this.queue.length, active: this.active.length, cancelled: this.cancelled };
-  }
-
-  private wake(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.tick());
-  }
-
-  private rows(): number {
-    return this.active.reduce((a, j) => a + j.seqs.filter((s) => !s.finished).length, 0);
-  }
-
-  private tick(): void {
-    this.scheduled = false;
-    try {
-      // Admit one waiting request per tick (its prefill is the expensive part) while rows are free.
-      const next = this.queue[0];
-      if (next && (this.active.length === 0 || this.rows() + next.seqs.length <= this.maxBatch)) {
-        this.queue.shift();
-        if (next.cancelled) {
-          this.cancelled++;
-          next.done();
-        }
-        else {
-          this.run(next, () => next.seqs.forEach((s) => s.start()));
-          this.active.push(next);
-        }
-      }
-      const live = this.active.filter((j) => !j.cancelled);
-      const rows = live.flatMap((j) => j.seqs.filter((s) => !s.finished));
-      for (let i = 0; i < rows.length; i += this.maxBatch) stepTogether(rows.slice(i, i + this.maxBatch));
-      for (const job of live) this.run(job, () => job.progress());
-    } finally {
-      for (let i = this.active.length - 1; i >= 0; i--) {
-        const job = this.active[i]!;
-        if (job.cancelled || job.seqs.every((s) => s.finished)) {
-          this.active.splice(i, 1);
-          if (job.cancelled) this.cancelled++;
-          job.done();
-        }
-      }
-      if (this.active.length > 0 || this.queue.length > 0) this.wake();
-    }
-  }
-
-  private run(job: Job, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      job.cancelled = true;
-      job.done(error);
-    }
-  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
