@@ -25,6 +25,11 @@ export interface SftConfig {
   /** 0: evaluate only at the end (when there is a validation split). */
   evalSteps: number;
   overwriteOutputDir: boolean;
+  /**
+   * Threads computing each micro-batch (the calling one plus workers-1 worker threads), for backends
+   * that run on one core (wasm, cpu). Results are reproducible for a given value, not across values.
+   */
+  workers: number;
   lora: LoraSettings;
 }
 
@@ -48,6 +53,7 @@ export const sftDefaults: Readonly<SftConfig> = Object.freeze({
   saveSteps: 500,
   evalSteps: 0,
   overwriteOutputDir: false,
+  workers: 1,
   lora: loraDefaults,
 });
 
@@ -166,6 +172,8 @@ export function parseTrainConfig(record: Record<string, unknown>, file: string):
     saveSteps: opt("save_steps", posInt("save_steps"), d.saveSteps),
     evalSteps: opt("eval_steps", posInt("eval_steps"), d.evalSteps),
     overwriteOutputDir: opt("overwrite_output_dir", (v) => v === true, d.overwriteOutputDir),
+    // Not a LLaMA-Factory key (a YAML must stay valid there): the KTU_TRAIN_WORKERS environment variable.
+    workers: process.env.KTU_TRAIN_WORKERS ? num(file, "KTU_TRAIN_WORKERS", process.env.KTU_TRAIN_WORKERS, (n) => Number.isInteger(n) && n >= 1, "a positive integer") : d.workers,
     lora,
   };
   const resume = get("resume_from_checkpoint");

@@ -1,12 +1,14 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { tf } from "../model/backend.ts";
-import { crossEntropy, TfLlama } from "../model/llama-tf.ts";
+import { currentBackend } from "../model/backend.ts";
+import { TfLlama, type AttentionMode } from "../model/llama-tf.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { writeFileAtomicSync } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerSnapshot } from "./checkpoint.ts";
 import { sftDefaults, type SftConfig } from "./config.ts";
+import { lossAndGrads, padBatch } from "./batch.ts";
+import { GradPool } from "./grad-pool.ts";
 import { IGNORE_INDEX, type SftExample } from "./dataset.ts";
 import { LoraAdapter, mergeLora } from "./lora.ts";
 
@@ -53,6 +55,8 @@ export interface SftTrainerOptions {
   padId?: number;
   /** A checkpoint folder to continue from, or true for the latest in outputDir. */
   resumeFrom?: string | true;
+  /** Attention implementation (default: TfLlama's choice for the backend). */
+  attention?: AttentionMode;
 }
 
 const fingerprint = (examples: readonly SftExample[]): string => {
@@ -103,6 +107,7 @@ export class SftTrainer {
   private stepsSinceLog = 0;
   private startedAt = performance.now();
   private stepsThisRun = 0;
+  private pool?: GradPool;
   readonly totalSteps: number;
   readonly batchesPerEpoch: number;
   readonly stepsPerEpoch: number;
@@ -118,7 +123,7 @@ export class SftTrainer {
     this.baseModelName = options.baseModelName ?? "model";
     this.padId = options.padId ?? 0;
     this.rng = new Rng(config.seed);
-    this.model = new TfLlama(options.model, this.baseModelName);
+    this.model = new TfLlama(options.model, { source: this.baseModelName, attention: options.attention });
     this.adapter = LoraAdapter.create(options.model.config, config.lora, new Rng(config.seed));
     this.m = this.adapter.parameters.map((p) => new Float32Array(p.values.length));
     this.v = this.adapter.parameters.map((p) => new Float32Array(p.values.length));
@@ -160,56 +165,17 @@ export class SftTrainer {
     return new Rng((this.config.seed + Math.imul(epoch + 1, 0x9e3779b1)) >>> 0).shuffle(this.trainSet.map((_, i) => i));
   }
 
-  /** Pads a micro-batch; returns ids [B, T-1] (the last position predicts nothing) and the scored rows. */
-  private batch(examples: readonly SftExample[]): { ids: Int32Array; batch: number; seq: number; rows: Int32Array; targets: Int32Array } {
-    const longest = Math.max(...examples.map((e) => e.inputIds.length));
-    const seq = Math.max(1, longest - 1);
-    const ids = new Int32Array(examples.length * seq).fill(this.padId);
-    const rows: number[] = [];
-    const targets: number[] = [];
-    examples.forEach((e, b) => {
-      ids.set(e.inputIds.subarray(0, seq), b * seq);
-      for (let t = 0; t + 1 < e.inputIds.length; t++) {
-        const label = e.labels[t + 1]!;
-        if (label !== IGNORE_INDEX) {
-          rows.push(b * seq + t);
-          targets.push(label);
-        }
-      }
-    });
-    return { ids, batch: examples.length, seq, rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
+  /** The worker pool for config.workers > 1, started on first use. */
+  private gradPool(): GradPool | undefined {
+    if (this.config.workers <= 1) return undefined;
+    if (this.pool && this.pool.size === this.config.workers) return this.pool;
+    void this.pool?.close();
+    this.pool = new GradPool(this.config.workers, { model: this.base, lora: this.config.lora, backend: currentBackend()?.name ?? "wasm", attention: this.model.attention, padId: this.padId });
+    return this.pool;
   }
 
-  /** Sum of token losses of a batch times `weight`, with gradients of the adapter when `grads`. */
-  private lossOf(examples: readonly SftExample[], weight: number, grads: Float32Array[] | undefined): number {
-    const b = this.batch(examples);
-    if (b.rows.length === 0) return 0;
-    return tf.tidy(() => {
-      const lossFn = (): tf.Scalar => {
-        const logits = this.model.forward(b.ids, b.batch, b.seq, { adapter: this.adapter, rows: b.rows });
-        return crossEntropy(logits, b.targets, weight);
-      };
-      if (!grads) return lossFn().dataSync()[0]!;
-      this.adapter.dropoutRng = this.rng;
-      try {
-        const vars = this.adapter.parameters.map((p) => p.variable);
-        const { value, grads: g } = tf.variableGrads(lossFn, vars);
-        const loss = value.dataSync()[0]!;
-        if (!Number.isFinite(loss)) return loss;
-        this.adapter.parameters.forEach((p, i) => {
-          const d = g[p.variable.name]!.dataSync();
-          const acc = grads[i]!;
-          for (let j = 0; j < acc.length; j++) acc[j] = acc[j]! + d[j]!;
-        });
-        return loss;
-      } finally {
-        this.adapter.dropoutRng = undefined;
-      }
-    });
-  }
-
-  /** Runs one optimizer step (one accumulation group) synchronously. */
-  runStep(): StepResult {
+  /** Runs one optimizer step (one accumulation group). */
+  async runStep(): Promise<StepResult> {
     if (this.done) throw new TrainingError(`training is complete (${this.totalSteps} steps)`);
     const c = this.config;
     const t0 = performance.now();
@@ -232,8 +198,13 @@ export class SftTrainer {
     let loss = 0;
     // Rolls the dropout RNG back if the step fails, so a retry (lower lr) starts from the same state.
     const rngBefore = this.rng.state;
+    const pool = this.gradPool();
+    const dropoutRng = this.config.lora.dropout > 0 ? this.rng : undefined;
     for (const examples of groupBatches) {
-      const part = this.lossOf(examples, 1 / Math.max(1, tokens), grads);
+      const weight = 1 / Math.max(1, tokens);
+      const part = pool
+        ? await pool.lossAndGrads(this.model, this.adapter, examples, weight, this.padId, grads, dropoutRng)
+        : lossAndGrads(this.model, this.adapter, examples, weight, this.padId, grads, dropoutRng);
       if (!Number.isFinite(part)) {
         this.rng.state = rngBefore;
         throw new TrainingError(`step ${this.globalStep + 1}: the loss is ${part}; the adapter was left as it was after step ${this.globalStep}. Try a lower learning rate (now ${c.learningRate}), a lower max_grad_norm, or check the data`);
@@ -305,9 +276,8 @@ export class SftTrainer {
     let tokens = 0;
     for (let i = 0; i < examples.length; i += this.config.batchSize) {
       const chunk = examples.slice(i, i + this.config.batchSize);
-      const b = this.batch(chunk);
-      sum += this.lossOf(chunk, 1, undefined);
-      tokens += b.rows.length;
+      sum += lossAndGrads(this.model, this.adapter, chunk, 1, this.padId);
+      tokens += padBatch(chunk, this.padId).rows.length;
     }
     return tokens ? sum / tokens : NaN;
   }
@@ -342,7 +312,7 @@ export class SftTrainer {
    */
   async *steps(count = Infinity): AsyncGenerator<StepResult> {
     for (let i = 0; i < count && !this.done; i++) {
-      const result = this.runStep();
+      const result = await this.runStep();
       if (this.outputDir && this.config.saveSteps > 0 && this.globalStep % this.config.saveSteps === 0) await this.saveCheckpoint();
       yield result;
       // Lets timers, signals and notebook interrupts run between steps.
@@ -422,6 +392,7 @@ export class SftTrainer {
   }
 
   dispose(): void {
+    void this.pool?.close();
     this.model.dispose();
     this.adapter.dispose();
   }
