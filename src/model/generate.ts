@@ -58,10 +58,26 @@ export function decoderFor(model: DecodeModel): Decoder {
   return d;
 }
 
-/** The text of a single token as it reads inside a sequence (with its leading space). */
+const tokenTexts = new WeakMap<Tokenizer, { anchor: number[]; prefix: string; texts: Map<number, string> }>();
+/**
+ * The text of a single token as it reads inside a sequence (with its leading space). SentencePiece
+ * decoders drop the space of a sequence's first token, so other tokenizers decode the token after an
+ * anchor token and keep what it added.
+ */
 export function tokenText(tokenizer: Tokenizer, id: number): string {
   if (tokenizer instanceof Llama2cTokenizer) return new TextDecoder().decode(tokenizer.decodePiece(-1, id));
-  return tokenizer.decode([id]);
+  let entry = tokenTexts.get(tokenizer);
+  if (!entry) {
+    const anchor = tokenizer.encode("a", { bos: false, eos: false }).slice(-1);
+    tokenTexts.set(tokenizer, (entry = { anchor, prefix: tokenizer.decode(anchor), texts: new Map() }));
+  }
+  let text = entry.texts.get(id);
+  if (text === undefined) {
+    const full = tokenizer.decode([...entry.anchor, id]);
+    text = entry.anchor.length > 0 && full.startsWith(entry.prefix) ? full.slice(entry.prefix.length) : tokenizer.decode([id]);
+    entry.texts.set(id, text);
+  }
+  return text;
 }
 
 /** log softmax of logits[0..n) at index `id`, and the log normaliser. */
