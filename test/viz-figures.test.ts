@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { calibrationReport } from "../src/eval/bootstrap.ts";
@@ -8,6 +8,7 @@ import { summarizeRows } from "../src/eval/scoring.ts";
 import { accuracyBarChart, accuracyRowFromScores, outcomeTable, TEMP_PY_ROWS } from "../src/viz/bars.ts";
 import { confidenceHistogram, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
 import { repoRoot } from "../src/util/paths.ts";
+import { closePlotlyRenderer } from "../src/viz/plotly.ts";
 
 type Trace = Record<string, any>;
 const hand10 = JSON.parse(readFileSync(join(repoRoot, "test", "fixtures", "calibration", "hand_10.json"), "utf8"));
@@ -34,10 +35,21 @@ test("reliability diagram: one bar per non-empty bin spanning it, gap up to mean
   assert.match(note, /MCE 0\.580 \(bin of 1\)/);
   assert.match(note, /n = 10, base rate 0\.500/);
   assert.deepEqual((fig.layout as any).xaxis.range, [0, 1]);
-  const bundle = (fig as any)[Symbol.for("Jupyter.display")]();
-  assert.deepEqual(bundle["application/vnd.plotly.v1+json"].data, fig.data);
-  assert.equal(typeof bundle["text/plain"], "string");
   assert.doesNotThrow(() => JSON.stringify(fig));
+});
+
+test("a figure displays in the kernel as plotly JSON, HTML, text and (with Chromium) a PNG", async () => {
+  const r = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { draws: 0 });
+  const fig = reliabilityDiagram(r);
+  try {
+    const bundle = await (fig as any)[Symbol.for("Jupyter.display")]();
+    assert.deepEqual(bundle["application/vnd.plotly.v1+json"].data, fig.data);
+    assert.equal(typeof bundle["text/plain"], "string");
+    assert.match(bundle["text/html"], /<div/);
+    if (existsSync("/usr/bin/chromium")) assert.ok(Buffer.from(bundle["image/png"], "base64").subarray(1, 4).toString() === "PNG");
+  } finally {
+    await closePlotlyRenderer();
+  }
 });
 
 test("confidence histograms split by question kind; risk-coverage steps", () => {
@@ -67,6 +79,9 @@ test("the temp.py chart: three series in the authors' colours, ylim 50-100, ever
   assert.deepEqual(f1Authors.y, [81.6, 67.2, 64.6, 66.5, 69.6, 32.8, 85.8]);
   assert.ok(Math.abs(f1Authors.x[0] - -1.3 * 0.18) < 1e-12);
   assert.notEqual(traces.find((t) => t.name === "F1 Score: ours: stories260K")!.marker.pattern.shape, f1Authors.marker.pattern.shape);
+  const ticks = (fig.layout as any).xaxis.ticktext as string[];
+  assert.match(ticks[0]!, /^GPT-4<br>.*authors \(temp\.py\)/);
+  assert.match(ticks[7]!, /^stories260K<br>.*ours: stories260K/);
 });
 
 test("outcome table and arquero results, side by side", () => {
@@ -87,4 +102,18 @@ test("outcome table and arquero results, side by side", () => {
   const llama = wide.objects().find((r: any) => r.model === "LLaMA2") as any;
   assert.equal(llama["known_acc | Llama-2-7b-chat"], 79.3);
   assert.equal(llama["known_acc | ours, llama2_chat"], 33.33);
+});
+
+test("ktu eval chart draws our scores.json beside the authors' rows and writes results.csv", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { runKtu } = await import("./helpers/cli.ts");
+  const dir = mkdtempSync(join(tmpdir(), "ktu-viz-chart-"));
+  writeFileSync(join(dir, "scores.json"), JSON.stringify({ n: 10, known_acc: 70, unknown_acc: 90, overall: 78.75, metric: "strict", known_correct: 7, known_wrong: 2, known_refused: 1, unknown_correct: 9 }));
+  const r = runKtu(["eval", "chart", "--scores", `mine=${dir}`, "--out", join(dir, "chart"), "--no-png"]);
+  assert.equal(r.status, 0, r.stderr);
+  const csv = readFileSync(join(dir, "chart", "results.csv"), "utf8").trim().split("\n");
+  assert.equal(csv.length, 1 + 8);
+  assert.match(csv[8]!, /^mine,run,strict,ours,10,70,90,78\.75,7,2,1$/);
+  assert.ok(readFileSync(join(dir, "chart", "accuracy.html"), "utf8").includes("Accuracy of Negative Samples"));
 });

@@ -46,6 +46,7 @@ ${sourceHelp}
   --metric NAME       scoring rule for answer_logprob's correctness labels (default strict)
   --max-tokens N      answer length for answer_logprob (default 200)
   --seed N            bootstrap seed (default 0); --draws N bootstrap draws (default 1000)
+  --no-png            HTML only
 Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, else by row.`,
   options: {
     benchmark: { type: "string" },
@@ -60,6 +61,7 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
     seed: { type: "string" },
     draws: { type: "string" },
     cache: { type: "string" },
+    "no-png": { type: "boolean" },
     ...sourceOptions,
   },
   async run(values) {
@@ -122,7 +124,7 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
       results: results.map(({ run, report, reason }) => ({ ...run, report, ...(reason ? { reason } : {}) })),
     });
     await writeJsonAtomic(join(out, "confidences.json"), Object.fromEntries(results.map((r) => [r.run.source, r.items])));
-    const saved = await saveCalibrationFigures(out, results.flatMap((r) => (r.report ? [{ name: r.run.source, description: DESCRIPTIONS[r.run.source as SourceName], report: r.report, items: r.items }] : [])));
+    const saved = await saveCalibrationFigures(out, results.flatMap((r) => (r.report ? [{ name: r.run.source, description: DESCRIPTIONS[r.run.source as SourceName], report: r.report, items: r.items }] : [])), { png: values["no-png"] !== true });
     for (const line of saved.notes) process.stderr.write(line + "\n");
     const summary = Object.fromEntries(
       results.map((r) => [

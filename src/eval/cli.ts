@@ -6,6 +6,7 @@ import { runCommand } from "./run-cli.ts";
 import { calibrateCommand } from "./calibrate-cli.ts";
 import { rtuningCommands } from "./rtuning-cli.ts";
 import { baselineCommands } from "./baselines-cli.ts";
+import { chartCommands } from "./chart-cli.ts";
 
 const metricHelp = `  --metric NAME       2024-08 (default: the newest seed code: word expansion, 20 refusal words,
                       empty answer = refusal), 2024-04 (first commit: no expansion, 12 words),
@@ -62,4 +63,4 @@ The last line of stdout is one JSON object with our scores, theirs, and the disa
   },
 });
 
-export const commands: Command[] = [score, rescore, runCommand, calibrateCommand, ...rtuningCommands, ...baselineCommands];
+export const commands: Command[] = [score, rescore, runCommand, calibrateCommand, ...rtuningCommands, ...baselineCommands, ...chartCommands];

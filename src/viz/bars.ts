@@ -71,13 +71,14 @@ export function accuracyBarChart(rows: readonly AccuracyBarRow[], options: { tit
   );
   const layout = {
     title: { text: options.title ?? "Known, unknown and overall accuracy" },
-    width: options.width ?? Math.max(600, 95 * rows.length),
-    height: 420,
+    width: options.width ?? Math.max(640, 125 * rows.length),
+    height: 460,
     barmode: "overlay",
-    xaxis: { tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => r.label.replace(/\s*\n\s*/g, "<br>")) },
+    // The source also goes under each group's label: bar text is hidden when a bar is too short for it.
+    xaxis: { tickangle: 0, tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => `${r.label.replace(/\s*\n\s*/g, "<br>")}<br><i style="font-size:9px">${r.source}</i>`) },
     yaxis: { title: { text: "score" }, range: options.ylim ?? [50, 100] },
-    legend: { orientation: "h", y: -0.25 },
-    margin: { b: 120 },
+    legend: { orientation: "h", y: -0.34 },
+    margin: { b: 140 },
   };
   return figure(data, layout);
 }
