@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { initBackend } from "../src/model/backend.ts";
 import { chatTemplateJinja, encodeChatTurns, getChatTemplate, renderChat } from "../src/model/chat-templates.ts";
 import { loadHfModel, saveHfModel } from "../src/model/hf.ts";
-import { HfTokenizer } from "../src/model/hf-tokenizer.ts";
+import { gpt2TokenizerConfig, gpt2TokenizerJson, HfTokenizer } from "../src/model/hf-tokenizer.ts";
+import { openModel } from "../src/model/open.ts";
 import { TfLlama } from "../src/model/llama-tf.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
 import { serializeSafetensors } from "../src/model/safetensors.ts";
@@ -27,6 +28,10 @@ test("HF Llama folder: stories260K saved as LlamaForCausalLM (rotate-half) loads
   assert.equal(loaded.config.tiedEmbeddings, true);
   const base = new TfLlama(stories).logits(ids, 1, ids.length);
   assert.ok(maxAbsDiff(new TfLlama(loaded).logits(ids, 1, ids.length), base) < 1e-4);
+  // A tokenizer whose ids do not fit the model's vocabulary is refused, naming the tokenizer file.
+  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(gpt2TokenizerJson()));
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(gpt2TokenizerConfig));
+  assert.throws(() => openModel(dir), /tokenizer\.json, field vocab: the tokenizer has 50257 tokens but the model .*config\.json has only vocab_size 512/);
   const bf16 = mkdtempSync(join(tmpdir(), "ktu-hf-bf16-"));
   await saveHfModel(bf16, stories, { dtype: "BF16" });
   const diff = maxAbsDiff(new TfLlama(loadHfModel(bf16)).logits(ids, 1, ids.length), base);

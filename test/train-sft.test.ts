@@ -104,3 +104,20 @@ test("a NaN loss stops with the step and a suggestion, leaving the adapter as it
   assert.equal(trainer.step, steps.length);
   trainer.dispose();
 });
+
+test("two gradient threads (data parallel) give the single-thread losses and gradient norms", async () => {
+  await initBackend("wasm");
+  const run = async (workers: number) => {
+    const trainer = new SftTrainer({ model, train: encoded.examples, config: { learningRate: 1e-2, maxSteps: 3, batchSize: 4, gradientAccumulationSteps: 2, workers } });
+    const out = [];
+    for await (const s of trainer.steps()) out.push(s);
+    trainer.dispose();
+    return out;
+  };
+  const serial = await run(1);
+  const parallel = await run(2);
+  serial.forEach((s, i) => {
+    assert.ok(Math.abs(s.loss - parallel[i]!.loss) < 1e-5, `step ${s.step}: ${s.loss} vs ${parallel[i]!.loss}`);
+    assert.ok(Math.abs(s.gradNorm - parallel[i]!.gradNorm) < 1e-4 * Math.max(1, s.gradNorm));
+  });
+});

@@ -52,23 +52,7 @@ export class HfTokenizer implements Tokenizer {
 
   /** GPT-2's tokenizer from encoder.json + vocab.bpe (default: the copy in data/models/gpt2-tokenizer). */
   static gpt2(dir = dataPath("models", "gpt2-tokenizer")): HfTokenizer {
-    const vocab = JSON.parse(readFileSync(join(dir, "encoder.json"), "utf8")) as Record<string, number>;
-    const merges = readFileSync(join(dir, "vocab.bpe"), "utf8")
-      .split("\n")
-      .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith("#version")));
-    const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-    const json = {
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: [{ id: 50256, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
-      normalizer: null,
-      pre_tokenizer: byteLevel,
-      post_processor: { ...byteLevel, trim_offsets: false },
-      decoder: byteLevel,
-      model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges },
-    };
-    return HfTokenizer.fromJson(json, { bos_token: "<|endoftext|>", eos_token: "<|endoftext|>", unk_token: "<|endoftext|>" }, join(dir, "encoder.json"));
+    return HfTokenizer.fromJson(gpt2TokenizerJson(dir), gpt2TokenizerConfig, join(dir, "encoder.json"));
   }
 
   encode(text: string, opts: { bos?: boolean; eos?: boolean } = {}): number[] {
@@ -95,4 +79,26 @@ export class HfTokenizer implements Tokenizer {
       throw new InputError(this.source, undefined, "vocab", `the tokenizer has ${this.vocabSize} tokens but the model ${modelSource} has only vocab_size ${modelVocab}`);
     }
   }
+}
+
+export const gpt2TokenizerConfig = Object.freeze({ bos_token: "<|endoftext|>", eos_token: "<|endoftext|>", unk_token: "<|endoftext|>" });
+
+/** The tokenizer.json that Hugging Face ships for GPT-2, built from OpenAI's encoder.json and vocab.bpe. */
+export function gpt2TokenizerJson(dir = dataPath("models", "gpt2-tokenizer")): Record<string, unknown> {
+  const vocab = JSON.parse(readFileSync(join(dir, "encoder.json"), "utf8")) as Record<string, number>;
+  const merges = readFileSync(join(dir, "vocab.bpe"), "utf8")
+    .split("\n")
+    .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith("#version")));
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [{ id: 50256, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: { ...byteLevel, trim_offsets: false },
+    decoder: byteLevel,
+    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
 }
