@@ -14,7 +14,7 @@ import {
   normalizeAnswer,
   seedParseGold,
 } from "../src/eval/scoring.ts";
-import { parsePythonList, pyFixed, pythonListRepr } from "../src/eval/python.ts";
+import { parsePythonList, pyFixed, pySplit, pyStrip, pythonListRepr } from "../src/eval/python.ts";
 import { readCognitionReply, scoreCognitionCheck, scoreSamplingRow, scoreValidationRow, validationQuestion, cognitionCheckIndices } from "../src/eval/baselines.ts";
 import { rescoreAuthorsRecords, scoreFiles } from "../src/eval/score.ts";
 import { parseCsv } from "../src/eval/authors.ts";
@@ -99,6 +99,13 @@ test("Python list literal parser and repr round-trip", () => {
   assert.equal(pythonListRepr(["O'Neil", "x"]), `["O'Neil", 'x']`);
   assert.deepEqual(parsePythonList(`['caf\\xe9', u'\\u00e9', 1998]`), ["café", "é", "1998"]);
   assert.throws(() => parsePythonList("['unterminated]"), /unterminated/);
+});
+
+test("Python white space: strip() and split() as str.isspace, not JavaScript's \\s", () => {
+  assert.equal(pyStrip("\x1c a b \ufeff\x85"), "a b \ufeff");
+  assert.deepEqual(pySplit("a\x1fb\u3000c\ufeffd"), ["a", "b", "c\ufeffd"]);
+  // An answer that is only a file separator is "empty" to the seed.
+  assert.equal(isRefusal("\x1c", "2024-08"), true);
 });
 
 test("pyFixed rounds exact ties to even like Python's .2f", () => {

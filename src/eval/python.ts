@@ -3,6 +3,17 @@
  * stored it, a real parser for such list literals, and `f"{x:.2f}"` rounding.
  */
 
+/** Python 3's white space (str.isspace): JavaScript's \s lacks \x1c-\x1f and \x85 and adds \ufeff. */
+const PY_SPACE = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, "g");
+const PY_SPLIT = new RegExp(`[${PY_SPACE}]+`);
+
+/** Python's `s.strip()`. */
+export const pyStrip = (s: string): string => s.replace(PY_STRIP, "");
+
+/** Python's `s.split()` with no argument: runs of white space, no empty pieces. */
+export const pySplit = (s: string): string[] => s.split(PY_SPLIT).filter((w) => w.length > 0);
+
 /** Python 3 `str.isprintable()` is false for these categories (Cc, Cf, Cs, Co, Cn, Zl, Zp, Zs but space). */
 const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
 

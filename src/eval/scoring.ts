@@ -12,7 +12,7 @@
  *   collapsed), occurs as a whole-token span of the normalised prediction; 20 keywords; an empty
  *   answer is a refusal.
  */
-import { parsePythonList, pythonListRepr } from "./python.ts";
+import { parsePythonList, pySplit, pyStrip, pythonListRepr } from "./python.ts";
 
 export const METRIC_VARIANTS = ["2024-08", "2024-04", "strict"] as const;
 export type MetricVariant = (typeof METRIC_VARIANTS)[number];
@@ -51,9 +51,6 @@ export const METRIC_SPECS: Readonly<Record<MetricVariant, MetricSpec>> = Object.
 
 export const metricSpec = (variant: MetricVariant | MetricSpec): MetricSpec => (typeof variant === "string" ? METRIC_SPECS[variant] : variant);
 
-/** Python's `str.split()` with no argument: runs of white space, no empty pieces. */
-const pySplit = (s: string): string[] => s.split(/\s+/).filter((w) => w.length > 0);
-
 /**
  * The seed's parse of the stored list repr, character for character:
  * `[a.strip()[1:-1].lower() for a in cell[1:-1].split(',')]`. An answer holding a comma is cut
@@ -64,7 +61,7 @@ export function seedParseGold(cell: string): string[] {
   return cell
     .slice(1, -1)
     .split(",")
-    .map((piece) => piece.trim().slice(1, -1).toLowerCase());
+    .map((piece) => pyStrip(piece).slice(1, -1).toLowerCase());
 }
 
 /** The seed's word expansion: for each original answer append its words, then deduplicate. */
@@ -127,7 +124,7 @@ export const hasRefusalKeyword = (prediction: string, variant: MetricVariant | M
 /** Unknown-question correctness: a refusal keyword, or (where the variant says so) an empty answer. */
 export function isRefusal(prediction: string, variant: MetricVariant | MetricSpec = DEFAULT_METRIC): boolean {
   const spec = metricSpec(variant);
-  if (spec.emptyIsRefusal && prediction.trim().length === 0) return true;
+  if (spec.emptyIsRefusal && pyStrip(prediction).length === 0) return true;
   return hasRefusalKeyword(prediction, spec);
 }
 
