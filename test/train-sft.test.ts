@@ -121,3 +121,21 @@ test("two gradient threads (data parallel) give the single-thread losses and gra
     assert.ok(Math.abs(s.gradNorm - parallel[i]!.gradNorm) < 1e-4 * Math.max(1, s.gradNorm));
   });
 });
+
+test("resuming from a damaged or foreign checkpoint fails naming the file", async () => {
+  await initBackend("wasm");
+  const { writeFileSync, readFileSync: read } = await import("node:fs");
+  const outputDir = mkdtempSync(join(tmpdir(), "ktu-ckpt-"));
+  const trainer = new SftTrainer({ model, train: encoded.examples, outputDir, config: { maxSteps: 2, batchSize: 4, saveSteps: 1 } });
+  for await (const _ of trainer.steps()) void _;
+  trainer.dispose();
+  const ckpt = join(outputDir, "checkpoint-2");
+  const adapterFile = join(ckpt, "adapter_model.safetensors");
+  const bytes = read(adapterFile);
+  writeFileSync(adapterFile, bytes.subarray(0, bytes.length - 100));
+  assert.throws(() => new SftTrainer({ model, train: encoded.examples, outputDir, resumeFrom: true, config: { maxSteps: 4, batchSize: 4 } }), /checkpoint-2\/adapter_model\.safetensors.*truncated/);
+  writeFileSync(adapterFile, bytes);
+  // Other data (here: fewer rows) cannot continue this run.
+  assert.throws(() => new SftTrainer({ model, train: encoded.examples.slice(1), outputDir, resumeFrom: ckpt, config: { maxSteps: 4, batchSize: 4 } }), /checkpoint-2: the checkpoint was taken on different training data/);
+  assert.throws(() => new SftTrainer({ model, train: encoded.examples, outputDir, resumeFrom: join(outputDir, "nope"), config: { batchSize: 4 } }), /nope\/trainer_state\.json: not a ktu checkpoint/);
+});

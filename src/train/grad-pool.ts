@@ -47,7 +47,12 @@ export class GradPool {
 
   /** Like lossAndGrads for the whole micro-batch, with the shares computed in parallel. */
   async lossAndGrads(model: TfLlama, adapter: LoraAdapter, examples: readonly SftExample[], weight: number, padId: number, grads: Float32Array[], dropoutRng?: Rng): Promise<number> {
-    await this.ready;
+    this.workers.forEach((w) => w.ref());
+    try {
+      await this.ready;
+    } finally {
+      this.workers.forEach((w) => w.unref());
+    }
     const shares: SftExample[][] = [];
     const per = Math.ceil(examples.length / this.size);
     for (let i = 0; i < examples.length; i += per) shares.push(examples.slice(i, i + per));
@@ -56,10 +61,13 @@ export class GradPool {
     const remote = shares.slice(1).map((share, k) => {
       const id = this.nextId++;
       const request: GradRequest = { id, params, examples: share, weight, seed: seeds[k + 1] };
+      const worker = this.workers[k]!;
+      // Referenced only while a request is out: an idle pool must not keep the process alive, a busy one must.
+      worker.ref();
       return new Promise<GradReply>((resolve, reject) => {
         this.pending.set(id, { resolve, reject });
-        this.workers[k]!.postMessage(request);
-      });
+        worker.postMessage(request);
+      }).finally(() => worker.unref());
     });
     let loss = lossAndGrads(model, adapter, shares[0]!, weight, padId, grads, seeds[0] === undefined ? undefined : new Rng(seeds[0]));
     for (const reply of await Promise.all(remote)) {
