@@ -43,6 +43,8 @@ export function startOptions(values: OptionValues): PipelineOptions {
   set("batchSize", "batch");
   set("loraRank", "lora-rank");
   set("draws", "draws");
+  set("jobs", "jobs");
+  if (o.jobs < 1) throw new UsageError("ktu start: --jobs must be at least 1");
   if (str("lora-target")) o.loraTargets = parseLoraTargets(str("lora-target")!);
   if (o.maxLen < 32) throw new UsageError(`ktu start: --max-len must be at least 32, got ${o.maxLen}`);
   if (o.batchSize < 1) throw new UsageError("ktu start: --batch must be at least 1");
@@ -87,17 +89,18 @@ const start = defineCommand({
   --benchmark paper|corrected   benchmark filter for stage 1 and the test side (default paper)
   --seeds 1,2,3        training seeds (default 1,2,3; quick: 1)
   --seed N             seed of the train/test split (default 42)
-  --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default 160; quick 128)
+  --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default 256; quick 192)
   --max-new-tokens N   answer length at evaluation (default 12)
-  --train-rows N       at most N examples per training set (default all; quick 48)
-  --test-rows N        at most N test rows (default all; quick 24)
+  --train-rows N       at most N examples per training set, the first ones (default 256; quick 32)
+  --test-rows N        at most N test rows (default all; quick 16)
   --epochs X           epochs per training (default 1)
-  --steps N            optimizer steps per training instead of epochs (quick: 3)
+  --steps N            optimizer steps per training instead of epochs (quick: 2)
   --lr X               learning rate (default 2e-3)
   --batch N            batch size (default 16)
   --lora-rank N        LoRA rank, alpha = 2 * rank (default 8)
   --lora-target LIST   projections, e.g. q_proj,v_proj or all (default all seven)
   --draws N            bootstrap draws (default 1000; quick 200)
+  --jobs N             trainings at once, one process each (default: the number of cores, at most 4)
 Re-running continues: finished steps are skipped, a killed training resumes from its checkpoint.`,
   options: {
     quick: { type: "boolean" },
@@ -120,6 +123,7 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     "lora-rank": { type: "string" },
     "lora-target": { type: "string" },
     draws: { type: "string" },
+    jobs: { type: "string" },
   },
   async run(values) {
     const options = startOptions(values);

@@ -68,13 +68,17 @@ export interface FitResult {
  * tokens (BOS and EOS included). The window size starts from the passage's own characters per token
  * and shrinks by 15% until it fits, so the tokenizer runs a few times per row, not a search.
  */
-export function fitContext(tokenizer: Tokenizer, context: string, anchor: string, maxLen: number, build: readonly ((context: string) => string)[], answerTokens: number): FitResult {
-  const body = context.length - headerEnd(context);
+export function fitContext(tokenizer: Tokenizer, full: string, anchor: string, maxLen: number, build: readonly ((context: string) => string)[], answerTokens: number): FitResult {
+  const body = full.length - headerEnd(full);
+  // run.c's encoder is quadratic in the text length: a window of 4 characters per position (more than
+  // a prompt can hold under tok512's 1.6) is cut first, so long HotpotQA contexts are never tokenised whole.
+  const context = body > maxLen * 4 ? cropAround(full, anchor, maxLen * 4) : full;
   const fits = (c: string): boolean => build.every((b) => tokenizer.encode(b(c), { bos: true }).length + answerTokens + 1 <= maxLen);
   if (fits(context)) return { context, keptChars: body, totalChars: body, cut: false };
   const over = Math.max(...build.map((b) => tokenizer.encode(b(context), { bos: true }).length)) + answerTokens + 1 - maxLen;
   const bodyTokens = Math.max(1, tokenizer.encode(context.slice(headerEnd(context)), { bos: false }).length);
-  let chars = Math.floor(((bodyTokens - over) * body) / bodyTokens);
+  const bodyChars = context.length - headerEnd(context);
+  let chars = Math.floor(((bodyTokens - over) * bodyChars) / bodyTokens);
   for (let tries = 0; tries < 40 && chars > 0; tries++) {
     const cropped = cropAround(context, anchor, chars);
     if (fits(cropped)) return { context: cropped, keptChars: Math.min(chars, body), totalChars: body, cut: true };

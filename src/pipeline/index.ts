@@ -6,3 +6,4 @@ export { runPipeline, pipelineDefaults, defaultModelPath, PIPELINE_ARMS, type Pi
 export { summarizePipeline, patternCheck, formatCi, formatSpread, type PipelineSummary, type ArmSummary, type SeedResult, type PatternCheck } from "./summary.ts";
 export { writePipelineReport, reportHtml, reportFigures, oursBarChart, paperComparisonChart, diagnosticsChart, lossChart } from "./report.ts";
 export { startOptions, progressPrinter } from "./cli.ts";
+export { instructionItems, instructionFollowing, type InstructionItem, type InstructionOutcome } from "./instruction-eval.ts";

@@ -5,7 +5,10 @@
  * finished steps, continues a killed training from its last checkpoint, and redoes a step whose
  * settings changed.
  */
+import { fork } from "node:child_process";
 import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildAllDatasets, DEFAULT_ASQA_FILE, DEFAULT_HOTPOT_FILES, type BuildAllResult } from "../data/build-all.ts";
@@ -54,6 +57,12 @@ export interface PipelineOptions {
   loraTargets: LlamaProjection[];
   draws: number;
   quick: boolean;
+  /** Seeds trained at once in child processes (each TF.js wasm process uses one core). */
+  jobs: number;
+  /** Set in a child process: train and evaluate `seeds` only (the parent did the data and the base model). */
+  worker?: boolean;
+  /** Only these arms (a worker's share); default all. */
+  arms?: PipelineArmId[];
 }
 
 export function defaultModelPath(): string {
@@ -75,18 +84,19 @@ export function pipelineDefaults(quick = false): PipelineOptions {
     benchmark: "paper",
     seeds: quick ? [1] : [1, 2, 3],
     splitSeed: 42,
-    maxLen: quick ? 128 : 160,
+    maxLen: quick ? 192 : 256,
     maxNewTokens: 12,
-    trainRows: quick ? 48 : undefined,
-    testRows: quick ? 24 : undefined,
+    trainRows: quick ? 32 : 256,
+    testRows: quick ? 16 : undefined,
     epochs: 1,
-    maxSteps: quick ? 3 : 0,
+    maxSteps: quick ? 2 : 0,
     learningRate: 2e-3,
     batchSize: 16,
     loraRank: 8,
     loraTargets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"],
     draws: quick ? 200 : 1000,
     quick,
+    jobs: Math.max(1, Math.min(availableParallelism(), 4)),
   };
 }
 
@@ -117,6 +127,37 @@ export interface PipelineResult {
   seconds: number;
   reportDir: string;
 }
+
+/**
+ * Trains in child processes (worker.ts), at most `jobs` at a time; rejects when one fails. The work of
+ * a seed is cut into independent chains (stage 1 and the two arms built on it; QA only; stage 2 only),
+ * longest first, so that the cores stay busy to the end.
+ */
+async function runSeedWorkers(options: PipelineOptions): Promise<void> {
+  const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
+  const chains: PipelineArmId[][] = [["stage1", "stage1_qa", "stage1_stage2"], ["qa"], ["stage2"]];
+  const queue = chains.flatMap((arms) => options.seeds.map((seed) => ({ seed, arms })));
+  const runOne = (task: { seed: number; arms: PipelineArmId[] }) =>
+    new Promise<void>((done, fail) => {
+      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+      child.on("error", fail);
+      child.on("exit", (code, signal) => (code === 0 ? done() : fail(new Error(`the worker for seed ${task.seed} (${task.arms.join(", ")}) stopped (${signal ?? `exit code ${code}`}); run again to continue`))));
+    });
+  const lanes = Array.from({ length: Math.min(options.jobs, queue.length) }, async () => {
+    for (let task = queue.shift(); task !== undefined; task = queue.shift()) await runOne(task);
+  });
+  await Promise.all(lanes);
+}
+
+type StoredData = Omit<PipelineData, "sets"> & { sets: Record<TrainSetName, Omit<PipelineData["sets"][TrainSetName], "examples"> & { examples: { inputIds: number[]; labels: number[]; row: number; fullLength: number }[] }> };
+const storeData = (d: PipelineData): StoredData => ({
+  ...d,
+  sets: Object.fromEntries(Object.entries(d.sets).map(([k, s]) => [k, { ...s, examples: s.examples.map((e) => ({ ...e, inputIds: [...e.inputIds], labels: [...e.labels] })) }])) as StoredData["sets"],
+});
+const loadData = (d: StoredData): PipelineData => ({
+  ...d,
+  sets: Object.fromEntries(Object.entries(d.sets).map(([k, s]) => [k, { ...s, examples: s.examples.map((e) => ({ ...e, inputIds: Int32Array.from(e.inputIds), labels: Int32Array.from(e.labels) })) }])) as PipelineData["sets"],
+});
 
 const keyOf = (value: unknown): string => createHash("sha1").update(JSON.stringify(value)).digest("hex").slice(0, 16);
 const readJson = <T>(path: string): T | undefined => {
@@ -165,17 +206,23 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const base = opened.model;
   const tokenizer = opened.tokenizer;
   const maxLen = Math.min(options.maxLen, base.config.seqLen);
-  const data: PipelineData = await buildPipelineData({
-    tokenizer,
-    maxLen,
-    maxNewTokens: options.maxNewTokens,
-    paths: built.paths,
-    hotpotFiles: options.hotpotFiles,
-    benchmark: options.benchmark,
-    trainRows: options.trainRows,
-    testRows: options.testRows,
-  });
   const modelKey = { model: resolve(options.model), size: readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows };
+  // Tokenising and cropping takes seconds; the result is kept so that seed workers and reruns load it.
+  const stored = await step(join(out, "data", "compact"), keyOf({ ...modelKey, maxNewTokens: options.maxNewTokens }), "compact prompts", emit, async () =>
+    storeData(
+      await buildPipelineData({
+        tokenizer,
+        maxLen,
+        maxNewTokens: options.maxNewTokens,
+        paths: built.paths,
+        hotpotFiles: options.hotpotFiles,
+        benchmark: options.benchmark,
+        trainRows: options.trainRows,
+        testRows: options.testRows,
+      }),
+    ),
+  );
+  const data = loadData(stored);
 
   const trained: TrainedRun[] = [];
   const evaluations: PipelineResult["evaluations"] = [];
@@ -188,7 +235,9 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
     evaluations.push({ seed, arm, dir, evaluation });
   };
 
-  await evaluate(base, join(runsDir, "base"), "base", null, "base", "base");
+  if (!options.worker) await evaluate(base, join(runsDir, "base"), "base", null, "base", "base");
+  // Seeds in parallel child processes; the loop below then finds their steps done and only loads them.
+  if (!options.worker && options.jobs > 1) await runSeedWorkers(options);
 
   for (const seed of options.seeds) {
     const seedDir = join(runsDir, `seed-${seed}`);
@@ -234,7 +283,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
     };
 
     for (const arm of PIPELINE_ARMS) {
-      if (arm.id === "base") continue;
+      if (arm.id === "base" || (options.arms && !options.arms.includes(arm.id))) continue;
       let current = { model: base, key: "base" };
       const path: string[] = [];
       for (const set of arm.train) {

@@ -1,0 +1,516 @@
+#!/usr/bin/python3
+"""Writes notebooks/*.ipynb from the cell sources below (outputs empty).
+
+The cells here are the source of truth; scripts/execute-notebooks.sh then runs every notebook with
+our kernel and saves the outputs. Run: /usr/bin/python3 scripts/make-notebooks.py [NAME ...]
+"""
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = {"name": "know-the-unknown", "display_name": "TypeScript (know-the-unknown)", "language": "typescript"}
+
+PARAMS_NOTE = (
+    "// Parameters: change a value and re-run the notebook. KTU_NOTEBOOK_PARAMS (JSON in the environment)\n"
+    "// overrides them, which is how the tests run a small version.\n"
+)
+
+
+def params_cell(body: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(PARAMS_NOTE + body.strip() + "\n")
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str) -> nbformat.NotebookNode:
+    return new_code_cell(text.strip())
+
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["01-datasets"] = [
+    md("""
+# 1. The datasets of US-Tuning
+
+Every dataset of the paper (Li, Tang & Yang, ACL Findings 2025), built from the files shipped in `data/`:
+the contextual-QA benchmark from ASQA (the authors' literal filter and our corrected one side by side),
+the train/test split by ambiguous question, stage 1 (Sufficient / Insufficient), stage 2 (HotpotQA with
+causal instructions and a CHECKING review), the ablation sets, the compact prompts the tiny model is
+trained on, and the export for LLaMA-Factory. Method: `shared/docs/paper.md` sections 1.1 to 1.4, copied
+into `src/data/README.md`.
+"""),
+    code("""
+import { buildAllDatasets, formatBuildSummary, readAsqa, buildBenchmark, splitBenchmark, buildStage1, buildStage2, readHotpotAll,
+  DEFAULT_ASQA_FILE, DEFAULT_HOTPOT_FILES, INSTRUCTIONS, paperTrainConfigs, toYaml, openModel, buildPipelineData, defaultModelPath } from "know-the-unknown";
+import * as aq from "arquero";
+import { readdirSync, readFileSync } from "node:fs";
+"""),
+    params_cell("""
+const params = {
+  asqaFile: DEFAULT_ASQA_FILE,
+  splitSeed: 42,
+  testFraction: 0.3,
+  outDir: "../out/data",
+  model: defaultModelPath(),
+  maxLen: 128,
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    md("## Everything in one call\n\n`buildAllDatasets` is the data part of `npm start` and of `ktu data build`."),
+    code("""
+const built = await buildAllDatasets({ outDir: params.outDir, asqaFile: params.asqaFile, seed: params.splitSeed, testFraction: params.testFraction });
+console.log(formatBuildSummary(built));
+"""),
+    md("""
+## The benchmark: literal and corrected filter
+
+Each ASQA item has several disambiguated questions, each with its own passage. A row shows one passage
+with two questions: the **known** one (answerable from it) and its sibling, the **unknown** one. The
+authors' filter keeps a row when a known answer is in the shown passage and *no known answer* is in the
+other passage; it never looks at the unknown question's answers (paper.md 1.1). The corrected filter also
+drops rows whose unknown question's answer is in the shown passage.
+"""),
+    code("""
+const asqa = await readAsqa(params.asqaFile);
+const paper = buildBenchmark(asqa.items, { filter: "paper" });
+const corrected = buildBenchmark(asqa.items, { filter: "corrected" });
+display.table(aq.from([
+  { filter: "paper (literal)", ...paper.counts },
+  { filter: "corrected", ...corrected.counts },
+]));
+"""),
+    code("""
+// Rows the literal filter keeps although the unknown question's answer sits in the shown passage.
+const keptIds = new Set(corrected.rows.map((r) => r.id));
+const leaky = paper.rows.filter((r) => !keptIds.has(r.id));
+console.log(`${leaky.length} of ${paper.rows.length} literal rows have the unknown question's answer in the shown passage`);
+display.table(aq.from(leaky.slice(0, 4).map((r) => ({ id: r.id, known_question: r.pos_query, unknown_question: r.neg_query, unknown_answers: r.neg_answer.join(" | "), passage: r.context.slice(0, 160) + "..." }))));
+"""),
+    md("## Train / test split by ambiguous question\n\nThe authors evaluated on the rows they trained stage 1 on. Here whole ASQA questions go to one side, so no question or passage is on both."),
+    code("""
+const split = splitBenchmark(paper.rows, { seed: params.splitSeed, testFraction: params.testFraction });
+const side = (rows: typeof split.train) => ({ rows: rows.length, questions: new Set(rows.map((r) => r.sample_id)).size, passages: new Set(rows.map((r) => r.context)).size });
+const overlap = [...new Set(split.train.map((r) => r.sample_id))].filter((q) => split.test.some((r) => r.sample_id === q)).length;
+display.table(aq.from([{ side: "train", ...side(split.train) }, { side: "test", ...side(split.test) }]));
+console.log(`ambiguous questions on both sides: ${overlap}`);
+"""),
+    md("## Stage 1: uncertainty recognition\n\nTwo examples per train-side row, the TASK_COGNITION prompt with the known question (Sufficient) and with the unknown one (Insufficient)."),
+    code("""
+const stage1 = buildStage1(split.train);
+console.log(`${stage1.length} stage-1 examples; labels:`, Object.fromEntries(["Sufficient", "Insufficient"].map((l) => [l, stage1.filter((r) => r.output === l).length])));
+console.log(stage1[0].instruction.slice(-420) + stage1[0].output);
+"""),
+    md("## Stage 2: prompt-sensitive tuning\n\nHotpotQA questions, one causal instruction each in one of five slots, and a reply whose CHECKING marks come from the instruction's verifier (the authors used GPT-4 replies, which are not public)."),
+    code("""
+const hotpot = (await Promise.all(DEFAULT_HOTPOT_FILES.map((f) => readHotpotAll(f)))).flat();
+const stage2 = buildStage2(hotpot, { seed: params.splitSeed, limit: 300 });
+const byInstruction = aq.from(stage2.rows.map((r) => ({ instruction: r.instruction_id }))).groupby("instruction").count().orderby(aq.desc("count"));
+display.table(byInstruction.slice(0, 10));
+console.log(stage2.rows[0].output);
+"""),
+    code("""
+const counts = byInstruction.objects() as { instruction: string; count: number }[];
+display.plotly({ data: [{ type: "bar", x: counts.map((c) => c.instruction), y: counts.map((c) => c.count), marker: { color: "slateblue" } }],
+  layout: { title: { text: `Causal instructions drawn for ${stage2.rows.length} stage-2 examples (${INSTRUCTIONS.length} in the library)` }, width: 900, height: 380, margin: { b: 140 } } });
+"""),
+    md("""
+## Compact prompts for a tiny model
+
+The embedded model (stories260K) has 512 positions and a 512-piece vocabulary: TASK_COGNITION alone is
+635 tokens. The main job therefore uses one-line task prompts that keep the paper's task names and answer
+words, and crops each passage to a window around the gold answer (the same window for both questions of a
+row, so the crop carries no label). `notebooks/README.md` lists every change.
+"""),
+    code("""
+const { tokenizer } = openModel(params.model);
+const compact = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: 12, paths: built.paths, benchmark: "paper" });
+display.table(aq.from(Object.values(compact.sets).map((s) => ({ set: s.name, examples: s.examples.length, cropped: s.cropped, passage_kept: `${(100 * s.keptShare).toFixed(0)}%` }))));
+for (const s of Object.values(compact.sets)) console.log(`--- ${s.name}\\n${s.preview[0].prompt}${s.preview[0].target}`);
+"""),
+    md("## Export for LLaMA-Factory\n\nThe same data as Alpaca JSON with `dataset_info.json`, and the paper's training configs (paper.md 2.1)."),
+    code("""
+console.log(readdirSync(built.llamafactory.dir).join("\\n"));
+const configs = paperTrainConfigs({ modelPath: "meta-llama/Llama-2-7b-chat-hf", datasetDir: built.llamafactory.dir, outputRoot: "runs" });
+console.log(Object.keys(configs).join(", "));
+console.log(toYaml(Object.values(configs)[0]));
+"""),
+]
+
+NOTEBOOKS["02-stage1-uncertainty-recognition"] = [
+    md("""
+# 2. Stage 1: uncertainty-recognition tuning
+
+Load the model, train stage 1 step by step with a live loss plot and a progress bar, and evaluate the
+Sufficient / Insufficient classifier before and after, with calibration plots. On the embedded tiny model
+expect the collapse described in `shared/docs/tiny-scale-feasibility.md` (copied into the repo's docs):
+the diagnostics below say whether it happened.
+"""),
+    code("""
+import { initBackend, describeBackend, openModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, defaultModelPath,
+  reliabilityDiagram, confidenceHistogram, figure } from "know-the-unknown";
+import * as aq from "arquero";
+"""),
+    params_cell("""
+const params = {
+  model: defaultModelPath(),
+  seed: 1,
+  maxLen: 128,
+  trainRows: undefined as number | undefined,   // all 486 stage-1 examples
+  testRows: undefined as number | undefined,    // all test rows
+  learningRate: 2e-3,
+  epochs: 1,
+  maxSteps: 0,                                   // > 0 overrides epochs
+  batchSize: 16,
+  loraRank: 8,
+  outDir: "../out/notebooks/stage1-seed1",
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    code("""
+console.log(describeBackend(await initBackend()));
+const { model: base, tokenizer } = openModel(params.model);
+const built = await buildAllDatasets({ outDir: "../out/data" });
+const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: 12, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
+console.log(`${base.config.dim}-wide, ${base.config.nLayers} layers; ${data.sets.stage1.examples.length} stage-1 examples, ${data.test.length} test rows`);
+"""),
+    md("## Before training"),
+    code("""
+const summary = (e: Awaited<ReturnType<typeof evaluateArm>>, name: string) => ({
+  model: name,
+  "stage-1 acc %": (100 * e.diagnostics.classification_acc).toFixed(1),
+  "AUROC P(Sufficient)": `${e.diagnostics.auroc_p_sufficient.value.toFixed(3)} [${e.diagnostics.auroc_p_sufficient.ci?.map((v) => v.toFixed(2)).join(", ")}]`,
+  "majority label": `${e.diagnostics.majority_label} (${(100 * e.diagnostics.majority_label_share).toFixed(0)}%)`,
+  "ECE": e.calibration.p_sufficient.ece_equal_width_15.toFixed(3),
+  "known %": e.known.value.toFixed(1),
+  "unknown %": e.unknown.value.toFixed(1),
+});
+const before = await evaluateArm(base, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+display.table(aq.from([summary(before, "base")]));
+"""),
+    md("## Training, step by step\n\nThe trainer is an async iterator of steps: stop the cell, change `trainer.config.learningRate`, and continue with the next cell."),
+    code("""
+const trainer = new SftTrainer({ model: base, train: data.sets.stage1.examples, outputDir: params.outDir, padId: tokenizer.eosId, baseModelName: params.model,
+  config: { learningRate: params.learningRate, numTrainEpochs: params.epochs, maxSteps: params.maxSteps, batchSize: params.batchSize, lrSchedulerType: "cosine", warmupRatio: 0.05, seed: params.seed, loggingSteps: 1, overwriteOutputDir: true,
+    lora: { rank: params.loraRank, alpha: 2 * params.loraRank, dropout: 0, targets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] } } });
+const lossFigure = () => figure([{ type: "scatter", mode: "lines+markers", x: trainer.history.map((s) => s.step), y: trainer.history.map((s) => s.loss), name: "loss" }],
+  { title: { text: `Stage 1 training loss (${trainer.totalSteps} steps)` }, width: 640, height: 320, xaxis: { title: { text: "step" }, range: [0, trainer.totalSteps + 1] }, yaxis: { title: { text: "loss" } } });
+const bar = display.progress?.({ total: trainer.totalSteps, label: "stage 1" });
+const plot = display.plotly(lossFigure());
+for await (const s of trainer.steps()) {
+  bar?.update(s.step);
+  if (s.step % 3 === 0 || s.step === s.totalSteps) plot.update?.(lossFigure());
+}
+await trainer.saveAdapter(params.outDir);
+console.log(`final loss ${trainer.history.at(-1)?.loss.toFixed(4)}; adapter in ${params.outDir}`);
+"""),
+    md("## After training"),
+    code("""
+const stage1Model = trainer.merged();
+const after = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+display.table(aq.from([summary(before, "base"), summary(after, "stage 1")]));
+const d = after.diagnostics;
+display.markdown(d.no_discrimination || d.majority_label_share > 0.9
+  ? `**No learned discrimination.** After stage 1 the model gives "${d.majority_label}" to ${(100 * d.majority_label_share).toFixed(0)}% of test questions and its AUROC interval contains 0.5: it learned the label prior, not question-to-passage matching.`
+  : `The stage-1 classifier separates known from unknown questions: AUROC ${d.auroc_p_sufficient.value.toFixed(3)}.`);
+"""),
+    md("## Calibration before and after\n\nP(Sufficient) against answerability, 15 equal-width bins (calibration.md)."),
+    code("""
+display.plotly(reliabilityDiagram(before.calibration.p_sufficient, { title: "Reliability of P(Sufficient): base" }));
+display.plotly(reliabilityDiagram(after.calibration.p_sufficient, { title: "Reliability of P(Sufficient): after stage 1" }));
+"""),
+    code("""
+const items = (e: typeof after) => e.items.flatMap((o) => [{ confidence: o.known_p_sufficient, question: "known" }, { confidence: o.unknown_p_sufficient, question: "unknown" }]);
+display.plotly(confidenceHistogram(items(after), { title: "P(Sufficient) after stage 1, by question kind" }));
+"""),
+]
+
+NOTEBOOKS["03-stage2-prompt-sensitive"] = [
+    md("""
+# 3. Stage 2: prompt-sensitive tuning
+
+Merge the stage-1 adapter into the base, train stage 2 on HotpotQA questions that carry a causal
+instruction and a CHECKING review, then measure how often the model fulfils such instructions on
+questions it has not seen (checked by each instruction's verifier) and whether known-question accuracy
+comes back while refusals stay (the paper's claim, paper.md 4.2).
+"""),
+    code("""
+import { initBackend, openModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, LoraAdapter, mergeLora, defaultModelPath,
+  INSTRUCTIONS, readHotpotAll, DEFAULT_HOTPOT_FILES, instructionItems, instructionFollowing, figure } from "know-the-unknown";
+import * as aq from "arquero";
+import { existsSync, readFileSync } from "node:fs";
+"""),
+    params_cell("""
+const params = {
+  model: defaultModelPath(),
+  seed: 1,
+  maxLen: 128,
+  trainRows: undefined as number | undefined,
+  testRows: undefined as number | undefined,
+  stage1Dir: "../out/notebooks/stage1-seed1",   // notebook 2's adapter; trained here if missing
+  stage1LearningRate: 2e-3,
+  stage2LearningRate: 2e-3,
+  epochs: 1,
+  maxSteps: 0,
+  batchSize: 16,
+  instructionRows: 40,                         // held-out HotpotQA questions for instruction following
+  outDir: "../out/notebooks/stage2-seed1",
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    code("""
+await initBackend();
+const { model: base, tokenizer } = openModel(params.model);
+const built = await buildAllDatasets({ outDir: "../out/data" });
+const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: 12, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
+const lora = { rank: 8, alpha: 16, dropout: 0, targets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const };
+const train = async (model: typeof base, examples: typeof data.sets.stage1.examples, outputDir: string, lr: number, label: string) => {
+  const trainer = new SftTrainer({ model, train: examples, outputDir, padId: tokenizer.eosId, baseModelName: params.model,
+    config: { learningRate: lr, numTrainEpochs: params.epochs, maxSteps: params.maxSteps, batchSize: params.batchSize, lrSchedulerType: "cosine", warmupRatio: 0.05, seed: params.seed, loggingSteps: 1, overwriteOutputDir: true, lora: { ...lora, targets: [...lora.targets] } } });
+  const bar = display.progress?.({ total: trainer.totalSteps, label });
+  for await (const s of trainer.steps()) bar?.update(s.step);
+  await trainer.saveAdapter(outputDir);
+  return trainer;
+};
+"""),
+    md("## The stage-1 model, merged\n\nAs the authors' `Llama2_Stage1_Stage2.yaml`, stage 2 starts from the stage-1 merge."),
+    code("""
+if (!existsSync(`${params.stage1Dir}/adapter_model.safetensors`)) {
+  console.log("no stage-1 adapter from notebook 2: training one now");
+  (await train(base, data.sets.stage1.examples, params.stage1Dir, params.stage1LearningRate, "stage 1")).dispose();
+}
+const adapter1 = LoraAdapter.load(params.stage1Dir, base.config);
+const stage1Model = mergeLora(base, adapter1);
+adapter1.dispose();
+console.log(`merged ${params.stage1Dir} into the base`);
+"""),
+    md("## The causal instructions\n\nThe library of instructions (the authors' own list is not public; paper.md 1.3), each with a verifier."),
+    code("""
+const used = aq.from(data.sets.stage2.preview.map((p) => ({ prompt: p.prompt.split("\\n")[0], target: p.target })));
+display.table(aq.from(INSTRUCTIONS.map((i) => ({ id: i.id, instruction: i.text }))).slice(0, 12));
+display.table(used);
+"""),
+    md("## Training stage 2"),
+    code("""
+const trainer2 = await train(stage1Model, data.sets.stage2.examples, params.outDir, params.stage2LearningRate, "stage 2");
+const h = trainer2.history;
+display.plotly(figure([{ type: "scatter", mode: "lines", x: h.map((s) => s.step), y: h.map((s) => s.loss), name: "stage 2" }], { title: { text: "Stage 2 training loss" }, width: 640, height: 320 }));
+const usModel = trainer2.merged();
+trainer2.dispose();
+"""),
+    md("## Does the model follow instructions it has not seen with these questions?\n\nHeld-out HotpotQA questions (not among the stage-2 training samples), one instruction each; the answer part (before CHECKING) goes through the instruction's verifier."),
+    code("""
+const usedIds = new Set(readFileSync(built.paths.stage2, "utf8").trim().split("\\n").map((l) => JSON.parse(l).source_id));
+const heldOut = (await Promise.all(DEFAULT_HOTPOT_FILES.map((f) => readHotpotAll(f)))).flat().filter((s) => !usedIds.has(s.id)).slice(0, params.instructionRows);
+const items = instructionItems(heldOut, tokenizer, { seed: params.seed, maxLen: params.maxLen, maxNewTokens: 24 });
+const rate = (o: Awaited<ReturnType<typeof instructionFollowing>>) => ({ n: o.length, fulfilled: `${(100 * o.filter((x) => x.fulfilled).length / Math.max(1, o.length)).toFixed(1)}%`, correct: `${(100 * o.filter((x) => x.correct).length / Math.max(1, o.length)).toFixed(1)}%`, "writes CHECKING": `${(100 * o.filter((x) => x.has_checking).length / Math.max(1, o.length)).toFixed(1)}%` });
+const follow1 = await instructionFollowing(stage1Model, tokenizer, items, { maxNewTokens: 24 });
+const follow2 = await instructionFollowing(usModel, tokenizer, items, { maxNewTokens: 24 });
+display.table(aq.from([{ model: "stage 1", ...rate(follow1) }, { model: "stage 1 then stage 2", ...rate(follow2) }]));
+display.table(aq.from(follow2.slice(0, 6).map((o) => ({ instruction: o.instruction_id, question: o.question.slice(0, 60), gold: o.gold, output: o.output.slice(0, 80), fulfilled: o.fulfilled }))));
+"""),
+    md("## Known and unknown accuracy: recovered?"),
+    code("""
+const e1 = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+const e2 = await evaluateArm(usModel, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+const row = (name: string, e: typeof e1) => ({ model: name, "known %": e.known.value.toFixed(1), "known 95% CI": e.known.ci?.map((v) => v.toFixed(1)).join("-"), "unknown %": e.unknown.value.toFixed(1), "unknown 95% CI": e.unknown.ci?.map((v) => v.toFixed(1)).join("-"),
+  "majority output": `${(100 * e.diagnostics.majority_output_share).toFixed(0)}% "${e.diagnostics.majority_output}"` });
+display.table(aq.from([row("stage 1", e1), row("stage 1 then stage 2", e2)]));
+display.markdown(e2.diagnostics.collapsed || e2.diagnostics.no_discrimination
+  ? `**Collapse:** after stage 2 the most common answer covers ${(100 * e2.diagnostics.majority_output_share).toFixed(0)}% of questions and the known-vs-unknown AUROC interval contains 0.5. Any change between the rows above comes from the label prior, not from recovered skill.`
+  : "After stage 2 the model's answers depend on the question: compare the rows above with the paper's pattern.");
+"""),
+]
+
+NOTEBOOKS["04-evaluation-and-calibration"] = [
+    md("""
+# 4. Evaluation and calibration: every variant
+
+The benchmark table over the base model and every variant of the paper's figure (stage 1 only, QA only,
+stage 2 only, stage 1 then QA, stage 1 then stage 2), over seeds, with cluster-bootstrap intervals and the
+collapse diagnostics beside every number; then reliability diagrams and risk-coverage curves. This runs the
+main job (`npm start`) in-process: with the same parameters and output folder it reuses what `npm start`
+already finished and only computes what is missing.
+"""),
+    code("""
+import { runPipeline, pipelineDefaults, summarizePipeline, formatCi, formatSpread, diagnosticsChart, reliabilityDiagram, riskCoverageCurve, PIPELINE_ARMS } from "know-the-unknown";
+import * as aq from "arquero";
+"""),
+    params_cell("""
+const params = {
+  ...pipelineDefaults(),      // model, seeds [1, 2, 3], maxLen 128, lr 2e-3, 1 epoch, batch 16, LoRA r 8 on all projections
+  out: "../out",              // the folder npm start writes; finished steps are reused
+  jobs: 1,                    // seeds one after another inside the kernel
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    code("""
+const bar = display.progress?.({ total: 1 + 5 * params.seeds.length, label: "evaluations" });
+let finished = 0;
+const result = await runPipeline(params, (e) => { if (e.kind === "step" && e.state !== "started" && e.step.endsWith("evaluate")) bar?.update(++finished); });
+const summary = summarizePipeline(result);
+console.log(`${result.evaluations.length} evaluations on ${summary.data.test.n} test rows; ${summary.seconds.toFixed(0)} s`);
+"""),
+    md("## The benchmark table (mean ± sd over seeds; strict scoring)"),
+    code("""
+display.table(aq.from(summary.arms.map((a) => ({ arm: a.label, "authors' label": a.paper_label, "known %": formatSpread(a.known), "unknown %": formatSpread(a.unknown), "overall %": formatSpread(a.overall), "collapsed seeds": `${a.collapsed_seeds}/${a.seeds.length}` }))));
+"""),
+    md("## Per seed, with 95% intervals and the collapse diagnostics"),
+    code("""
+display.table(aq.from(summary.arms.flatMap((a) => a.seeds.map((s) => ({ arm: a.label, seed: s.seed ?? "-", "known %": formatCi(s.known), "unknown %": formatCi(s.unknown), "overall %": formatCi(s.overall),
+  "majority output": `${(100 * s.diagnostics.majority_output_share).toFixed(0)}%`, "AUROC P(Sufficient)": formatCi(s.diagnostics.auroc_p_sufficient, 2), "ECE": s.ece_p_sufficient.toFixed(3) })))));
+display.markdown(`**Verdict.** ${summary.pattern.verdict}\\n\\nWord-overlap reference (no model) on the same rows: AUROC ${formatCi(summary.overlap_reference_auroc, 2)}.`);
+"""),
+    code("display.plotly(diagnosticsChart(summary));"),
+    md("## Calibration\n\nP(Sufficient) on the stage-1 prompt against answerability, for the base model and the US-Tuning model (first seed)."),
+    code("""
+const first = (arm: string) => result.evaluations.find((e) => e.arm === arm)!;
+for (const arm of ["base", "stage1", "stage1_stage2"]) display.plotly(reliabilityDiagram(first(arm).evaluation.calibration.p_sufficient, { title: `Reliability of P(Sufficient): ${arm}` }));
+"""),
+    code("""
+display.plotly(riskCoverageCurve(PIPELINE_ARMS.map((a) => ({ name: a.label, curve: first(a.id).evaluation.calibration.p_sufficient.risk_coverage, aurc: first(a.id).evaluation.calibration.p_sufficient.aurc })),
+  { title: "Risk vs coverage, abstaining on low P(Sufficient)" }));
+"""),
+    code("""
+display.table(aq.from(PIPELINE_ARMS.map((a) => { const c = first(a.id).evaluation.calibration.p_sufficient; return { arm: a.label, n: c.n, "ECE (15 bins)": c.ece_equal_width_15.toFixed(3), Brier: c.brier.toFixed(3), AUROC: c.auroc?.toFixed(3) ?? "n/a", AURC: c.aurc.toFixed(3), "null ECE p95": c.null_ece?.p95.toFixed(3) ?? "n/a" }; })));
+"""),
+]
+
+NOTEBOOKS["05-paper-figure"] = [
+    md("""
+# 5. The paper's figure, and ours beside it
+
+The only numbers of the paper that can be recovered are in the authors' plotting script `temp.py`
+(paper.md 4.2): Llama-2-7b-chat, known ("positive") and unknown ("negative") accuracy and their harmonic
+mean ("F1 Score"). Below: that figure redrawn as the script draws it, then our own runs in the same layout.
+**Every bar names its source; the authors' numbers are theirs, not ours.**
+"""),
+    code("""
+import { TEMP_PY_ROWS, accuracyBarChart, runPipeline, pipelineDefaults, summarizePipeline, formatSpread, oursBarChart, paperComparisonChart } from "know-the-unknown";
+import * as aq from "arquero";
+"""),
+    params_cell("""
+const params = {
+  ...pipelineDefaults(),   // the main job's settings; the same folder reuses npm start's results
+  out: "../out",
+  jobs: 1,
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    md("## The authors' figure (source: authors' temp.py)"),
+    code("""
+display.plotly(accuracyBarChart(TEMP_PY_ROWS, { title: "Authors' numbers (temp.py, Llama-2-7b-chat): source authors, not ours" }));
+"""),
+    md("## Our runs in the same layout"),
+    code("""
+const result = await runPipeline(params);
+const summary = summarizePipeline(result);
+display.plotly(accuracyBarChart(summary.arms.map((a) => ({ label: a.paper_label, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: `${summary.source}, mean of ${a.seeds.length} seed(s)` })),
+  { title: `Ours (${summary.source}): same layout, y from 0`, ylim: [0, 100] }));
+display.plotly(oursBarChart(summary));
+"""),
+    code("display.plotly(paperComparisonChart(summary));"),
+    md("## What differs between the two settings"),
+    code("""
+const s = summary.settings;
+display.table(aq.from([
+  { aspect: "model", authors: "Llama-2-7b-chat (7B parameters, 4,096 positions)", ours: `${summary.model.path.split("/").at(-1)} (${summary.model.params.toLocaleString("en")} parameters, ${summary.model.config.seqLen} positions)` },
+  { aspect: "stage-1 data", authors: "ASQA train benchmark (size not stated), first 1,000 examples", ours: `${summary.data.sets.stage1.examples} examples from the train side of 400 ASQA dev items` },
+  { aspect: "stage-2 data", authors: "HotpotQA + GPT-4 replies with CHECKING", ours: `${summary.data.sets.stage2.examples} HotpotQA examples, replies built offline and checked by verifiers` },
+  { aspect: "prompts", authors: "full templates (TASK_COGNITION, TASK_PROMPT, LLAMA2_CHAT + task assignment)", ours: `compact one-line prompts, passages cropped to fit ${s.maxLen} tokens` },
+  { aspect: "training", authors: "LoRA r 8 on q,v; lr 4e-5 (stage 1) and 5e-5 (stage 2), 1 and 5 epochs, bf16", ours: `LoRA r ${s.loraRank} on ${s.loraTargets.join(",")}; lr ${s.learningRate}, ${s.maxSteps > 0 ? `${s.maxSteps} steps` : `${s.epochs} epoch(s)`}, fp32, TF.js on CPU` },
+  { aspect: "test set", authors: "not stated (no split in the code)", ours: `${summary.data.test.n} rows of the held-apart side, cluster-bootstrap intervals` },
+  { aspect: "scoring", authors: "not stated (the code's metric changed over time)", ours: "strict span match for known answers; refusal keywords for unknown" },
+  { aspect: "seeds", authors: "1 (not stated)", ours: s.seeds.join(", ") },
+]));
+display.table(aq.from(summary.arms.map((a) => { const p = summary.authors_temp_py.find((r) => r.label === a.paper_label); return { setting: a.label, "authors known / unknown (temp.py)": p ? `${p.known} / ${p.unknown}` : "-", "ours known / unknown": `${formatSpread(a.known)} / ${formatSpread(a.unknown)}` }; })));
+display.markdown(`**Does our run show the paper's pattern?** ${summary.pattern.verdict}`);
+"""),
+]
+
+NOTEBOOKS["06-full-size-with-llamafactory"] = [
+    md("""
+# 6. Full size: Llama-2-7B through LLaMA-Factory
+
+The paper's own setting: LoRA on Llama-2-7b-chat with the authors' configs (paper.md 2.1), run by
+LLaMA-Factory on a GPU (`docs/llamafactory.md`), then evaluated through an OpenAI-compatible endpoint
+(for example `llamafactory-cli api` or vLLM) with the paper's full prompts. Without a GPU, LLaMA-Factory
+or the weights, the notebook says so and skips the heavy cells; the configs are still written and checked.
+"""),
+    code("""
+import { buildAllDatasets, paperTrainConfigs, toYaml, runLfPipeline, lfJobs, lfJobsTable, lfLossFigure, resolveLfCli, readBenchmark,
+  OpenAICompatibleSource, runBenchmark, TASK_ASSIGNMENT, scoreRow, summarizeRows } from "know-the-unknown";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import * as aq from "arquero";
+"""),
+    params_cell("""
+const params = {
+  modelPath: process.env.KTU_LLAMA2_7B ?? "/models/llama-2-7b-chat-hf",
+  outDir: "../out/llamafactory-runs",
+  gpus: [0],
+  ablations: [] as string[],                  // e.g. ["stage1-qa", "stage2-only", "qa-only"]
+  endpoint: process.env.KTU_ENDPOINT ?? "",   // e.g. http://localhost:8000/v1 serving the final model
+  servedModel: "us-tuning",
+  testRows: 50,
+  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+};
+"""),
+    code("""
+const has = (cmd: string, args: string[]) => { try { execFileSync(cmd, args, { stdio: "ignore", timeout: 20000 }); return true; } catch { return false; } };
+const gpu = has("nvidia-smi", ["-L"]);
+const lf = has(resolveLfCli()[0], ["version"]);
+const weights = existsSync(`${params.modelPath}/config.json`);
+const ready = gpu && lf && weights;
+display.table(aq.from([{ check: "NVIDIA GPU (nvidia-smi)", found: gpu }, { check: `LLaMA-Factory (${resolveLfCli().join(" ")})`, found: lf }, { check: `weights at ${params.modelPath}`, found: weights }]));
+display.markdown(ready ? "Everything is here: the training cells run." : "**Skipped:** this machine lacks " + [!gpu && "a GPU", !lf && "LLaMA-Factory", !weights && "the Llama-2-7B weights"].filter(Boolean).join(", ") + ". The configs below are still built and shown; set `KTU_LLAMA2_7B` and install LLaMA-Factory on a GPU machine to run the rest.");
+"""),
+    md("## The data and the paper's configs"),
+    code("""
+const built = await buildAllDatasets({ outDir: "../out/data" });
+const configs = paperTrainConfigs({ modelPath: params.modelPath, datasetDir: built.llamafactory.dir, outputRoot: params.outDir });
+display.table(aq.from(Object.entries(configs).map(([name, c]) => ({ config: name, dataset: c.dataset, learning_rate: c.learning_rate, epochs: c.num_train_epochs, base: String(c.model_name_or_path).split("/").at(-1) }))));
+console.log(toYaml(Object.values(configs)[0]));
+"""),
+    md("## Stage 1, merge, stage 2, merge (and ablations)"),
+    code("""
+if (ready) {
+  const view = display.table(lfJobsTable(lfJobs()));
+  const result = await runLfPipeline({ modelPath: params.modelPath, datasetDir: built.llamafactory.dir, outDir: params.outDir, gpus: params.gpus, ablations: params.ablations as never,
+    onStep: (e) => { console.log(`${e.type}: ${e.step.name}`); view.update?.(lfJobsTable(lfJobs())); } });
+  console.log(result.status, result.steps);
+} else console.log("skipped: no GPU / LLaMA-Factory / weights");
+"""),
+    md("## Evaluation through an OpenAI-compatible endpoint\n\nThe paper's evaluation prompt (LLAMA2_CHAT with the task assignment) on the held-apart test side."),
+    code("""
+if (params.endpoint) {
+  const rows = readBenchmark(built.paths.splitPaperTest).slice(0, params.testRows);
+  const source = new OpenAICompatibleSource({ baseUrl: params.endpoint, model: params.servedModel });
+  const { predictions, errors } = await runBenchmark(rows, source, { prompt: "llama2_chat", taskAssignment: TASK_ASSIGNMENT });
+  const gold = new Map(rows.map((r) => [String(r.id), r.pos_answer]));
+  const s = summarizeRows(predictions.map((p) => scoreRow(String(p.id), gold.get(String(p.id))!, p.pos_prediction, p.neg_prediction, "strict")));
+  display.table(aq.from([{ model: params.servedModel, n: s.n, "known %": s.known_acc.toFixed(1), "unknown %": s.unknown_acc.toFixed(1), "overall %": s.overall.toFixed(1), errors: errors.length }]));
+} else console.log("skipped: set params.endpoint (or KTU_ENDPOINT) to an OpenAI-compatible server of the trained model");
+"""),
+]
+
+
+def main(names):
+    out = ROOT / "notebooks"
+    out.mkdir(exist_ok=True)
+    for name, cells in NOTEBOOKS.items():
+        if names and name not in names:
+            continue
+        nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "typescript", "file_extension": ".ts"}})
+        nbformat.write(nb, out / f"{name}.ipynb")
+        print(f"wrote notebooks/{name}.ipynb ({len(cells)} cells)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,11 @@
+/** A child process of the main job: trains and evaluates the seeds named in its options (run.ts runSeedWorkers). */
+import { progressPrinter } from "./cli.ts";
+import { runPipeline, type PipelineOptions } from "./run.ts";
+
+const options = JSON.parse(process.argv[2] ?? "{}") as PipelineOptions;
+try {
+  await runPipeline(options, progressPrinter());
+} catch (error) {
+  process.stderr.write(`ktu start (seed ${options.seeds?.join(",")}): ${(error as Error).message}\n`);
+  process.exit(1);
+}
