@@ -232,7 +232,8 @@ export class SftTrainer {
     let result: StepResult = { step: this.globalStep, totalSteps: this.totalSteps, epoch: this.epochNow(), loss, lr, gradNorm, targetTokens: tokens, tokens: inputTokens, tokensPerSec: (inputTokens / ms) * 1000, ms };
     this.lossSinceLog += loss;
     this.stepsSinceLog++;
-    if (this.globalStep % c.loggingSteps === 0 || this.done) this.log({ loss: Math.round((this.lossSinceLog / this.stepsSinceLog) * 1e4) / 1e4, lr });
+    // As the Hugging Face trainer logs it: the scheduler's rate after its step, i.e. the next step's.
+    if (this.globalStep % c.loggingSteps === 0 || this.done) this.log({ loss: Math.round((this.lossSinceLog / this.stepsSinceLog) * 1e4) / 1e4, lr: this.learningRateAt(this.globalStep) });
     if (this.val.length && ((c.evalSteps > 0 && this.globalStep % c.evalSteps === 0) || this.done)) {
       const evalLoss = this.evaluate();
       result = { ...result, evalLoss };
