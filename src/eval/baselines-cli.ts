@@ -8,7 +8,7 @@ import { AnswerCache } from "./cache.ts";
 import { SEED_DECODE } from "./generator.ts";
 import { readBenchmark } from "./io.ts";
 import { roundPy } from "./python.ts";
-import { sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { runCognitionCheck, runSamplingBaseline, runValidationBaseline, type RunError } from "./runner.ts";
 import { DEFAULT_METRIC, harmonicMean, METRIC_VARIANTS } from "./scoring.ts";
 
@@ -42,12 +42,12 @@ ${sourceHelp}
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     const source = await sourceFromOptions(values, name);
     const cache = AnswerCache.open(join(out, "answers.cache.jsonl"));
-    const opts = { limit: optionalNumber(values, "limit", name), cache, decode: { ...SEED_DECODE, maxNewTokens: optionalNumber(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens } };
+    const opts = { limit: optionalCount(values, "limit", name), cache, decode: { ...SEED_DECODE, maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens } };
     try {
       let scored: { id: string | number; known_correct: boolean; unknown_correct: boolean; [k: string]: unknown }[];
       let errors: RunError[];
       if (kind === "sampling") {
-        const r = await runSamplingBaseline(rows, source, { ...opts, k: optionalNumber(values, "k", name), seed: optionalNumber(values, "seed", name) });
+        const r = await runSamplingBaseline(rows, source, { ...opts, k: optionalCount(values, "k", name), seed: optionalNumber(values, "seed", name) });
         errors = r.errors;
         scored = r.samples.map((s) => ({ ...s, ...scoreSamplingRow(s.pos_samples, s.neg_samples, byId.get(String(s.id))!.pos_answer, { metric, seedBugs }) }));
       } else {
@@ -89,8 +89,8 @@ ${sourceHelp}
     try {
       const r = await runCognitionCheck(rows, source, {
         cache,
-        step: optionalNumber(values, "step", name),
-        limit: optionalNumber(values, "limit", name),
+        step: optionalCount(values, "step", name),
+        limit: optionalCount(values, "limit", name),
         wrap: template ? (p) => renderChat(template, [{ role: "user", content: p }], { bos: "", eos: "" }) : undefined,
       });
       const s = scoreCognitionCheck(r.replies.map((x) => ({ ...x, id: String(x.id) })));

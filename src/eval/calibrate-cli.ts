@@ -10,7 +10,7 @@ import { AnswerCache } from "./cache.ts";
 import { answerLogprobConfidences, answerProbabilityConfidences, sufficiencyConfidences, type CalibrateOptions, type ConfidenceRun } from "./calibrate.ts";
 import { SEED_DECODE } from "./generator.ts";
 import { readBenchmark } from "./io.ts";
-import { sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { METRIC_VARIANTS } from "./scoring.ts";
 // The CLI is glue: it writes the plots that src/viz draws from these results.
 import { saveCalibrationFigures } from "../viz/save.ts";
@@ -71,18 +71,18 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
     const wanted = (typeof values.sources === "string" ? values.sources.split(",").map((s) => s.trim()) : [...CONFIDENCE_SOURCES]) as SourceName[];
     for (const s of wanted) if (!CONFIDENCE_SOURCES.includes(s)) throw new UsageError(`ktu ${name}: --sources: unknown source ${JSON.stringify(s)}; one of ${CONFIDENCE_SOURCES.join(", ")}`);
     const seed = optionalNumber(values, "seed", name) ?? 0;
-    const draws = optionalNumber(values, "draws", name) ?? 1000;
+    const draws = optionalCount(values, "draws", name) ?? 1000;
     const template = typeof values.template === "string" && values.template !== "none" ? getChatTemplate(values.template) : undefined;
     const rows = readBenchmark(benchmarkPath);
     const source = await sourceFromOptions(values, name);
     const cache = AnswerCache.open(typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl"));
     const options: CalibrateOptions = {
-      limit: optionalNumber(values, "limit", name),
+      limit: optionalCount(values, "limit", name),
       cache,
       wrap: template ? (p) => renderChat(template, [{ role: "user", content: p }], { bos: "", eos: "" }) : undefined,
       prompt: optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, name) ?? "llama2_chat",
       taskAssignment: values["task-assignment"] ? TASK_ASSIGNMENT : "",
-      decode: { ...SEED_DECODE, maxNewTokens: optionalNumber(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens },
+      decode: { ...SEED_DECODE, maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens },
       metric: optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? "strict",
     };
     const results: CalibrationResult[] = [];

@@ -5,7 +5,7 @@ import { defineCommand, optionalChoice, optionalNumber, requireString, type Comm
 import { InputError } from "../util/errors.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { AnswerCache } from "./cache.ts";
-import { sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { loadRTuningItems, rtuningAveragePrecision, runRTuning, RTUNING_TASKS, type RTuningResult } from "./rtuning.ts";
 
 const rtuning = defineCommand({
@@ -29,7 +29,7 @@ The last line of stdout is {"task", "n", "accuracy", "average_precision"}.`,
     const source = await sourceFromOptions(values, name);
     const cache = AnswerCache.open(typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl"));
     try {
-      const r = await runRTuning(task, items, source, { limit: optionalNumber(values, "limit", name), seedBugs: values["seed-bugs"] === true, cache });
+      const r = await runRTuning(task, items, source, { limit: optionalCount(values, "limit", name), seedBugs: values["seed-bugs"] === true, cache });
       await writeJsonAtomic(join(out, "results.json"), r.results);
       await writeJsonAtomic(join(out, "outputs.json"), r.outputs);
       const summary = { task, domain, n: r.n, accuracy: r.accuracy, average_precision: r.average_precision, source: source.id, seed_bugs: values["seed-bugs"] === true, errors: r.errors.length };

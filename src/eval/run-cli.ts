@@ -1,7 +1,7 @@
 /** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { EVAL_PROMPT_VERSIONS, TASK_ASSIGNMENT } from "../data/prompts.ts";
+import { EVAL_PROMPT_VERSIONS, GPT_SYSTEM_MESSAGE, TASK_ASSIGNMENT } from "../data/prompts.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeJsonAtomic, writeJsonlAtomic } from "../util/fs.ts";
@@ -12,6 +12,13 @@ import { OpenAICompatibleSource } from "./openai.ts";
 import { runBenchmark } from "./runner.ts";
 import { scorePredictions, scoreSummary } from "./score.ts";
 import { DEFAULT_METRIC, METRIC_VARIANTS } from "./scoring.ts";
+
+/** An optional whole-number option at least `min` (limits, token counts, draws). */
+export function optionalCount(values: OptionValues, name: string, command: string, min = 1): number | undefined {
+  const n = optionalNumber(values, name, command);
+  if (n !== undefined && (!Number.isInteger(n) || n < min)) throw new UsageError(`ktu ${command}: --${name} must be a whole number >= ${min}, got ${n}`);
+  return n;
+}
 
 /** llama2.c's convention: tokenizer.bin next to the checkpoint, else the one tok*.bin there. */
 export function defaultTokenizer(modelPath: string, command: string): string {
@@ -32,10 +39,11 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
       baseUrl: endpoint,
       model: typeof values["model-name"] === "string" ? values["model-name"] : undefined,
       mode: optionalChoice(values, "mode", ["completions", "chat"] as const, command) ?? "completions",
-      concurrency: optionalNumber(values, "concurrency", command) ?? 4,
-      timeoutMs: optionalNumber(values, "timeout-ms", command) ?? 120_000,
-      maxRetries: optionalNumber(values, "retries", command) ?? 4,
+      concurrency: optionalCount(values, "concurrency", command) ?? 4,
+      timeoutMs: optionalCount(values, "timeout-ms", command) ?? 120_000,
+      maxRetries: optionalCount(values, "retries", command, 0) ?? 4,
       apiKey: process.env.KTU_API_KEY ?? process.env.OPENAI_API_KEY,
+      system: values.system === "seed" ? GPT_SYSTEM_MESSAGE : typeof values.system === "string" ? values.system : undefined,
       onRetry: ({ attempt, delayMs, reason }) => process.stderr.write(`retry ${attempt} in ${delayMs} ms: ${reason}\n`),
     });
   }
@@ -58,6 +66,7 @@ export const sourceOptions = {
   "timeout-ms": { type: "string" },
   retries: { type: "string" },
   "fit-context": { type: "boolean" },
+  system: { type: "string" },
 } as const;
 
 export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process; --tokenizer FILE (default:
@@ -67,6 +76,8 @@ export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in th
                       the API key, if any, comes from KTU_API_KEY or OPENAI_API_KEY
   --model-name NAME   the endpoint's model name
   --mode MODE         completions (default: the prompt text as is) or chat (one user message)
+  --system TEXT       chat mode's system message; "seed" = the seed's GPT one ("You need to
+                      accomplish the provided task without outputting any other content.")
   --concurrency N     requests in flight (default 4); --timeout-ms MS (120000); --retries N (4)`;
 
 export const runCommand = defineCommand({
@@ -101,10 +112,10 @@ finished rows are kept, and the command exits 1 naming the first failed id and f
     const out = requireString(values, "out", name);
     const metric = optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? DEFAULT_METRIC;
     const prompt = optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, name) ?? "llama2_chat";
-    const limit = optionalNumber(values, "limit", name);
+    const limit = optionalCount(values, "limit", name);
     const decode: DecodeOptions = {
       ...SEED_DECODE,
-      maxNewTokens: optionalNumber(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens,
+      maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens,
       temperature: optionalNumber(values, "temperature", name) ?? SEED_DECODE.temperature,
     };
     const rows = readBenchmark(benchmarkPath);
