@@ -74,9 +74,10 @@ function checkId(file: string, value: Record<string, unknown>, line: number, see
 /** Validates one benchmark record; `line` is its line (JSONL) or row (CSV) number. */
 export function checkBenchmarkRow(file: string, value: Record<string, unknown>, line: number, seen: Map<string, number>): EvalBenchmarkRow {
   const id = checkId(file, value, line, seen);
-  const context = requireText(file, value, line, "context");
-  const posQuery = requireText(file, value, line, "pos_query");
-  const negQuery = requireText(file, value, line, "neg_query");
+  // Scoring needs only ids and answers; an empty passage or question is the data's business.
+  const context = requireText(file, value, line, "context", true);
+  const posQuery = requireText(file, value, line, "pos_query", true);
+  const negQuery = requireText(file, value, line, "neg_query", true);
   const answers = value.pos_answer;
   let list: string[];
   if (typeof answers === "string") {
