@@ -30,3 +30,4 @@ export { HfTokenizer } from "./hf-tokenizer.ts";
 export { chatTemplates, getChatTemplate, encodeChatTurns, renderChat, chatTemplateJinja, alpacaPrompt, templateEosId, type ChatTemplateSpec, type ChatMessage } from "./chat-templates.ts";
 export { openModel, type OpenedModel } from "./open.ts";
 export { TfGpt2, randomGpt2, saveGpt2, loadGpt2, type Gpt2Config, type Gpt2ModelData, type Gpt2LayerWeights, type Gpt2Cache } from "./gpt2.ts";
+export { generateParallel, type ParallelOptions } from "./parallel.ts";
