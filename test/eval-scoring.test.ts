@@ -13,6 +13,7 @@ import {
   NEG_WORDS_2024_08,
   normalizeAnswer,
   seedParseGold,
+  refusalConfusion,
 } from "../src/eval/scoring.ts";
 import { parsePythonList, pyFixed, pySplit, pyStrip, pythonListRepr } from "../src/eval/python.ts";
 import { readCognitionReply, scoreCognitionCheck, scoreSamplingRow, scoreValidationRow, validationQuestion, cognitionCheckIndices } from "../src/eval/baselines.ts";
@@ -60,6 +61,30 @@ test("the empty answer is a refusal only in 2024-08 and strict", () => {
   assert.equal(isRefusal("I don't know.", "2024-08"), true);
   assert.equal(isRefusal("I don't know.", "2024-04"), false);
   assert.equal(isRefusal("The context is INSUFFICIENT.", "2024-04"), true);
+});
+
+test("refusal detection: the seed's keyword rules on typical refusals, and what they miss", () => {
+  const examples = [
+    { text: "Not Provided", refusal: true },
+    { text: "The context does not mention when he died.", refusal: true },
+    { text: "I'm sorry, but the passage doesn't provide that information.", refusal: true },
+    { text: "I apologize, but I cannot answer this question.", refusal: true },
+    { text: "I don't know.", refusal: true },
+    { text: "I'm not sure.", refusal: true },
+    { text: "I cannot answer that from the given context.", refusal: true },
+    { text: "", refusal: true },
+    { text: "He was not born in Paris but in Lyon.", refusal: false },
+    { text: "Not until 1998.", refusal: false },
+    { text: "The treaty was not given to the king; it was signed in 1648.", refusal: false },
+    { text: "Marie Curie.", refusal: false },
+  ];
+  const newest = refusalConfusion(examples, "2024-08");
+  assert.deepEqual([newest.true_positive, newest.false_negative, newest.false_positive, newest.true_negative], [6, 2, 1, 3]);
+  assert.deepEqual(newest.missed, ["I'm not sure.", "I cannot answer that from the given context."]);
+  assert.deepEqual(newest.false_alarms, ["The treaty was not given to the king; it was signed in 1648."]);
+  const first = refusalConfusion(examples, "2024-04");
+  // 2024-04 has no "apologize" / "'t know" and no empty-answer rule.
+  assert.deepEqual(first.missed, ["I apologize, but I cannot answer this question.", "I don't know.", "I'm not sure.", "I cannot answer that from the given context.", ""]);
 });
 
 test("record_analyzer breakdown: correct, refused (keyword), wrong", () => {

@@ -201,3 +201,20 @@ export function summarizeRows(rows: readonly RowScore[]): Accuracies {
     unknown_correct: unknownCorrect,
   };
 }
+
+/** How a refusal rule does on labelled texts: a confusion matrix plus the texts it gets wrong. */
+export function refusalConfusion(examples: readonly { text: string; refusal: boolean }[], variant: MetricVariant | MetricSpec = DEFAULT_METRIC) {
+  const m = { true_positive: 0, false_positive: 0, false_negative: 0, true_negative: 0, missed: [] as string[], false_alarms: [] as string[] };
+  for (const { text, refusal } of examples) {
+    const said = isRefusal(text, variant);
+    if (said && refusal) m.true_positive++;
+    else if (said) {
+      m.false_positive++;
+      m.false_alarms.push(text);
+    } else if (refusal) {
+      m.false_negative++;
+      m.missed.push(text);
+    } else m.true_negative++;
+  }
+  return m;
+}
