@@ -149,7 +149,7 @@ NOTEBOOKS["02-stage1-uncertainty-recognition"] = [
 
 Load the model, train stage 1 step by step with a live loss plot and a progress bar, and evaluate the
 Sufficient / Insufficient classifier before and after, with calibration plots. On the embedded tiny model
-expect the collapse described in `shared/docs/tiny-scale-feasibility.md` (copied into the repo's docs):
+expect the collapse described in `docs/tiny-scale-feasibility.md`:
 the diagnostics below say whether it happened.
 """),
     code("""
@@ -201,11 +201,11 @@ const trainer = new SftTrainer({ model: base, train: data.sets.stage1.examples, 
     lora: { rank: params.loraRank, alpha: 2 * params.loraRank, dropout: 0, targets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] } } });
 const lossFigure = () => figure([{ type: "scatter", mode: "lines+markers", x: trainer.history.map((s) => s.step), y: trainer.history.map((s) => s.loss), name: "loss" }],
   { title: { text: `Stage 1 training loss (${trainer.totalSteps} steps)` }, width: 640, height: 320, xaxis: { title: { text: "step" }, range: [0, trainer.totalSteps + 1] }, yaxis: { title: { text: "loss" } } });
-const bar = display.progress?.({ total: trainer.totalSteps, label: "stage 1" });
+const bar = progress(trainer.totalSteps, "stage 1");
 const plot = display.plotly(lossFigure());
 for await (const s of trainer.steps()) {
-  bar?.update(s.step);
-  if (s.step % 3 === 0 || s.step === s.totalSteps) plot.update?.(lossFigure());
+  bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
+  if (s.step % 3 === 0 || s.step === s.totalSteps) plot.update(lossFigure());
 }
 await trainer.saveAdapter(params.outDir);
 console.log(`final loss ${trainer.history.at(-1)?.loss.toFixed(4)}; adapter in ${params.outDir}`);
@@ -273,8 +273,8 @@ const lora = { rank: 8, alpha: 16, dropout: 0, targets: ["wq", "wk", "wv", "wo",
 const train = async (model: typeof base, examples: typeof data.sets.stage1.examples, outputDir: string, lr: number, label: string) => {
   const trainer = new SftTrainer({ model, train: examples, outputDir, padId: tokenizer.eosId, baseModelName: params.model,
     config: { learningRate: lr, numTrainEpochs: params.epochs, maxSteps: params.maxSteps, batchSize: params.batchSize, lrSchedulerType: "cosine", warmupRatio: 0.05, seed: params.seed, loggingSteps: 1, overwriteOutputDir: true, lora: { ...lora, targets: [...lora.targets] } } });
-  const bar = display.progress?.({ total: trainer.totalSteps, label });
-  for await (const s of trainer.steps()) bar?.update(s.step);
+  const bar = progress(trainer.totalSteps, label);
+  for await (const s of trainer.steps()) bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
   await trainer.saveAdapter(outputDir);
   return trainer;
 };
@@ -351,9 +351,9 @@ const params = {
 };
 """),
     code("""
-const bar = display.progress?.({ total: 1 + 5 * params.seeds.length, label: "evaluations" });
+const bar = progress(1 + 5 * params.seeds.length, "evaluations");
 let finished = 0;
-const result = await runPipeline(params, (e) => { if (e.kind === "step" && e.state !== "started" && e.step.endsWith("evaluate")) bar?.update(++finished); });
+const result = await runPipeline(params, (e) => { if (e.kind === "step" && e.state !== "started" && e.step.endsWith("evaluate")) bar.update(++finished, e.step); });
 const summary = summarizePipeline(result);
 console.log(`${result.evaluations.length} evaluations on ${summary.data.test.n} test rows; ${summary.seconds.toFixed(0)} s`);
 """),
@@ -483,7 +483,7 @@ console.log(toYaml(Object.values(configs)[0]));
 if (ready) {
   const view = display.table(lfJobsTable(lfJobs()));
   const result = await runLfPipeline({ modelPath: params.modelPath, datasetDir: built.llamafactory.dir, outDir: params.outDir, gpus: params.gpus, ablations: params.ablations as never,
-    onStep: (e) => { console.log(`${e.type}: ${e.step.name}`); view.update?.(lfJobsTable(lfJobs())); } });
+    onStep: (e) => { console.log(`${e.type}: ${e.step.name}`); view.update(lfJobsTable(lfJobs())); } });
   console.log(result.status, result.steps);
 } else console.log("skipped: no GPU / LLaMA-Factory / weights");
 """),

@@ -1,0 +1,61 @@
+/**
+ * Opens an HTML file in headless Chromium (playwright-core, Debian's /usr/bin/chromium) and measures
+ * every rendered plotly figure: a screenshot of each, decoded back in the page, counting the pixels
+ * that are not white and those that carry colour (so an empty frame with axes only scores low).
+ */
+import { existsSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+export const CHROMIUM = process.env.KTU_CHROMIUM ?? "/usr/bin/chromium";
+export const haveChromium = (): boolean => existsSync(CHROMIUM);
+
+export interface PlotPixels {
+  width: number;
+  height: number;
+  /** Share of pixels that are not (near) white. */
+  inked: number;
+  /** Share of pixels with clear colour (max - min channel > 40): bars, lines, markers. */
+  coloured: number;
+}
+
+export async function plotPixels(file: string, options: { minPlots?: number; timeoutMs?: number; pagePng?: string } = {}): Promise<PlotPixels[]> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+    await page.goto(`file://${file}`);
+    await page.waitForFunction((n) => document.querySelectorAll(".js-plotly-plot .main-svg").length >= n, options.minPlots ?? 1, { timeout: options.timeoutMs ?? 60_000 });
+    await page.waitForTimeout(300);
+    if (options.pagePng) await page.screenshot({ path: options.pagePng, fullPage: true });
+    const plots = await page.$$(".js-plotly-plot");
+    const out: PlotPixels[] = [];
+    for (const plot of plots) {
+      await plot.scrollIntoViewIfNeeded();
+      const png = (await plot.screenshot()).toString("base64");
+      out.push(
+        await page.evaluate(async (b64) => {
+          const img = new Image();
+          img.src = `data:image/png;base64,${b64}`;
+          await img.decode();
+          const canvas = document.createElement("canvas");
+          canvas.width = img.width;
+          canvas.height = img.height;
+          const ctx = canvas.getContext("2d")!;
+          ctx.drawImage(img, 0, 0);
+          const d = ctx.getImageData(0, 0, img.width, img.height).data;
+          let inked = 0;
+          let coloured = 0;
+          for (let i = 0; i < d.length; i += 4) {
+            const r = d[i]!, g = d[i + 1]!, b = d[i + 2]!;
+            if (r < 235 || g < 235 || b < 235) inked++;
+            if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
+          }
+          const n = img.width * img.height;
+          return { width: img.width, height: img.height, inked: inked / n, coloured: coloured / n };
+        }, png),
+      );
+    }
+    return out;
+  } finally {
+    await browser.close();
+  }
+}

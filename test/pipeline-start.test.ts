@@ -1,0 +1,99 @@
+/**
+ * `ktu start --quick` end to end through the real CLI: the report files and their keys, resuming
+ * (a rerun skips every finished step; a changed evaluation setting redoes only the evaluations), a
+ * Chromium screenshot of the report with non-blank plots, and bad options.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { runKtu } from "./helpers/cli.ts";
+import { haveChromium, plotPixels } from "./helpers/plot-pixels.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "ktu-start-"));
+const args = ["start", "--quick", "--out", dir, "--test-rows", "10"];
+let first: ReturnType<typeof runKtu>;
+let seconds = 0;
+
+before(() => {
+  const t0 = Date.now();
+  first = runKtu(args, { timeoutMs: 600_000 });
+  seconds = (Date.now() - t0) / 1000;
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const results = () => JSON.parse(readFileSync(join(dir, "report", "results.json"), "utf8"));
+
+test("ktu start --quick writes out/report/index.html, results.json, adapters and trainer logs", () => {
+  assert.equal(first.status, 0, first.stderr + first.stdout.slice(-2000));
+  assert.match(first.stdout, /Report: .*index\.html/);
+  const r = results();
+  for (const key of ["generated", "source", "model", "settings", "data", "seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
+  assert.deepEqual(r.arms.map((a: { id: string }) => a.id), ["base", "stage1", "qa", "stage2", "stage1_qa", "stage1_stage2"]);
+  for (const arm of r.arms) {
+    assert.equal(arm.seeds.length, 1, arm.id);
+    const s = arm.seeds[0];
+    for (const m of ["known", "unknown", "overall"]) {
+      assert.ok(s[m].value >= 0 && s[m].value <= 100, `${arm.id} ${m}`);
+      assert.ok(Array.isArray(s[m].ci) && s[m].ci[0] <= s[m].value + 1e-9 && s[m].value <= s[m].ci[1] + 1e-9, `${arm.id} ${m} interval ${s[m].ci}`);
+    }
+    assert.equal(s.n, 10);
+    assert.ok(s.diagnostics.majority_output_share > 0 && s.diagnostics.majority_output_share <= 1);
+    assert.ok(s.diagnostics.auroc_p_sufficient.value >= 0 && s.diagnostics.auroc_p_sufficient.value <= 1);
+    assert.equal(typeof s.diagnostics.collapsed, "boolean");
+  }
+  assert.equal(typeof r.pattern.appears, "boolean");
+  assert.ok(r.pattern.verdict.length > 20);
+  assert.equal(r.authors_temp_py.length, 7);
+  assert.ok(r.authors_temp_py.every((a: { source: string }) => a.source === "authors (temp.py)"));
+  assert.ok(r.source.startsWith("ours"));
+  // stage 1 is trained once and shared by the arms built on it: 5 trainings for 5 trained arms.
+  assert.equal(r.trained.length, 5);
+  for (const t of r.trained) {
+    assert.ok(existsSync(join(t.dir, "adapter_model.safetensors")), t.dir);
+    assert.ok(readFileSync(join(t.dir, "trainer_log.jsonl"), "utf8").includes('"loss"'), t.dir);
+  }
+  const html = readFileSync(join(dir, "report", "index.html"), "utf8");
+  assert.match(html, /authors \(temp\.py\)/);
+  assert.match(html, /The authors' numbers \(not ours\)/);
+  assert.ok(html.includes(r.pattern.verdict.replace(/'/g, "&#39;").slice(0, 30)) || html.includes(r.pattern.verdict.slice(0, 30)));
+  assert.equal((html.match(/Plotly\.newPlot/g) ?? []).length >= 6, true);
+  process.stdout.write(`# ktu start --quick: ${seconds.toFixed(1)} s\n`);
+});
+
+test("a rerun skips every finished step; a changed evaluation setting redoes only the evaluations", () => {
+  const before = results();
+  const again = runKtu(args, { timeoutMs: 300_000 });
+  assert.equal(again.status, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /^> /m, "no step starts again");
+  assert.ok((again.stdout.match(/already done/g) ?? []).length >= 13, again.stdout);
+  const after = results();
+  assert.deepEqual(after.arms, before.arms);
+
+  const draws = runKtu([...args, "--draws", "50"], { timeoutMs: 300_000 });
+  assert.equal(draws.status, 0, draws.stderr);
+  const started = draws.stdout.split("\n").filter((l) => l.startsWith("> "));
+  assert.ok(started.length >= 6 && started.every((l) => l.endsWith("evaluate")), started.join("\n"));
+  assert.match(draws.stdout, /= seed 1 stage1: train on stage1: already done/);
+});
+
+test("the report renders in Chromium with non-blank plots", { skip: !haveChromium() && "no /usr/bin/chromium" }, async () => {
+  const plots = await plotPixels(join(dir, "report", "index.html"), { minPlots: 6 });
+  assert.ok(plots.length >= 6, `${plots.length} plots`);
+  for (const [i, p] of plots.entries()) assert.ok(p.inked > 0.01, `plot ${i} is blank: ${JSON.stringify(p)}`);
+  // The bar charts (ours, and the authors' beside ours) carry coloured bars.
+  assert.ok(plots[0]!.coloured > 0.005 && plots[1]!.coloured > 0.005, JSON.stringify(plots.slice(0, 2)));
+});
+
+test("bad options are usage errors naming the option; a missing model names the file", () => {
+  const seeds = runKtu(["start", "--seeds", "one,two", "--out", dir]);
+  assert.equal(seeds.status, 2);
+  assert.match(seeds.stderr, /--seeds must be whole numbers/);
+  const len = runKtu(["start", "--max-len", "8", "--out", dir]);
+  assert.equal(len.status, 2);
+  assert.match(len.stderr, /--max-len must be at least 32/);
+  const model = runKtu(["start", "--quick", "--model", join(dir, "nope.bin"), "--out", dir]);
+  assert.equal(model.status, 1);
+  assert.match(model.stderr, /nope\.bin.*no such model file/);
+});
