@@ -66,6 +66,11 @@ test("ktu eval calibrate on stories260K writes metrics JSON and the plots", () =
   assert.ok(readFileSync(join(out, "calibration.html"), "utf8").includes("Reliability: p_sufficient"));
   const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
   if (existsSync("/usr/bin/chromium")) assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-reliability.png")), r.stderr);
+  assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-label-mass.png")) || !existsSync("/usr/bin/chromium"));
+  const items = JSON.parse(readFileSync(join(out, "confidences.json"), "utf8")).p_sufficient;
+  assert.equal(items.length, 4);
+  assert.deepEqual(items.map((i: { label: number }) => i.label), [1, 0, 1, 0]);
+  assert.ok(items.every((i: { log_label_mass: number; group: string }) => i.log_label_mass < 0 && i.group.startsWith("sample:")));
 });
 
 test("ktu eval baseline (sampling, fixed and seed-bug votes) and ktu eval stage1-check on stories260K", () => {

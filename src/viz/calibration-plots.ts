@@ -197,3 +197,31 @@ export function riskCoverageCurve(curves: readonly { name: string; curve: RiskCo
     },
   );
 }
+
+/**
+ * Source (a)'s label mass log(P(Sufficient) + P(Insufficient)) per question: near 0 when the
+ * model's next words are one of the two labels, very negative when it wanted to say something
+ * else (renormalising the two labels then hides that), per calibration.md 1.2.
+ */
+export function labelMassHistogram(items: readonly { log_label_mass?: number; question: string }[], options: { title?: string } = {}): Figure {
+  const kinds = [...new Set(items.map((i) => i.question))].sort();
+  const colors: Record<string, string> = { known: "deepskyblue", unknown: "lightslategray" };
+  return figure(
+    kinds.map((kind) => ({
+      type: "histogram",
+      name: `${kind} questions`,
+      x: items.filter((i) => i.question === kind && i.log_label_mass !== undefined).map((i) => i.log_label_mass),
+      opacity: 0.6,
+      nbinsx: 30,
+      marker: { color: colors[kind] },
+    })),
+    {
+      title: { text: options.title ?? "Label mass: log(P(Sufficient) + P(Insufficient))" },
+      barmode: "overlay",
+      width: 560,
+      height: 360,
+      xaxis: { title: { text: "log label mass (nats; 0 = all mass on the two labels)" } },
+      yaxis: { title: { text: "questions" } },
+    },
+  );
+}
