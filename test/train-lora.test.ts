@@ -105,3 +105,27 @@ test("safetensors: round trip in F32, F16 and BF16, and clear errors for damaged
   const wrongDtype = serializeSafetensors({ x: { data: Int32Array.from([1, 2]), shape: [2] } });
   assert.throws(() => tensorToFloat32(parseSafetensors(wrongDtype, "i.safetensors").tensors.get("x")!, "i.safetensors", "x"), /i\.safetensors.*record x.*dtype/);
 });
+
+test("the LoRA op's hand-written gradient equals autodiff of scale * (x A^T) B^T", async () => {
+  await initBackend("wasm");
+  const { tf } = await import("../src/model/backend.ts");
+  const adapter = LoraAdapter.create(model.config, { rank: 4, alpha: 8, dropout: 0, targets: ["wv"] }, new Rng(2));
+  const rng = new Rng(4);
+  for (const p of adapter.parameters) p.values.forEach((_, i) => (p.values[i] = rng.normal() * 0.3));
+  adapter.sync();
+  const [a, b] = adapter.parameters as [typeof adapter.parameters[0], typeof adapter.parameters[0]];
+  const x = tf.variable(tf.tensor2d(Float32Array.from({ length: 6 * 64 }, () => rng.normal()), [6, 64]));
+  const r = tf.tensor2d(Float32Array.from({ length: 6 * 32 }, () => rng.normal()), [6, 32]);
+  const vars = [x, a.variable, b.variable];
+  const grads = (f: () => tf.Tensor) => tf.tidy(() => {
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(f(), r)) as tf.Scalar, vars);
+    return vars.map((v) => {
+      if (!g[v.name]) throw new Error(`no gradient for ${v.name}; have ${Object.keys(g).join(",")}`);
+      return Float32Array.from(g[v.name]!.dataSync());
+    });
+  });
+  const ours = grads(() => adapter.delta(0, "wv", x as unknown as tf.Tensor2D));
+  const reference = grads(() => tf.mul(tf.matMul(tf.matMul(x, a.variable, false, true), b.variable, false, true), adapter.scale));
+  ours.forEach((g, i) => assert.ok(maxAbsDiff(g, reference[i]!) < 1e-4, `gradient ${i}: ${maxAbsDiff(g, reference[i]!)}`));
+  adapter.dispose();
+});

@@ -205,7 +205,7 @@ export class TfLlama {
   private readonly finalNorm: tf.Tensor1D;
   private readonly layers: LayerTensors[];
   private readonly rotate: FrozenLinear;
-  private ropeCache?: { seq: number; cos: tf.Tensor; sin: tf.Tensor };
+  private ropeCache?: { seq: number; cos: tf.Tensor; sin: tf.Tensor; cosQ: tf.Tensor; sinQ: tf.Tensor };
   private readonly maskCache = new Map<number, tf.Tensor2D>();
   private disposed = false;
   readonly attention: AttentionMode;
@@ -290,20 +290,23 @@ export class TfLlama {
     return f(q, k, v) as tf.Tensor2D;
   }
 
-  private rope(seq: number): { cos: tf.Tensor; sin: tf.Tensor } {
+  /**
+   * RoPE tables [1, seq, 1, hs]; the q tables also carry the 1/sqrt(hs) attention scale, which saves
+   * scaling the [B, KV, g*T, T] scores (and its gradient) in every layer.
+   */
+  private rope(seq: number): { cos: tf.Tensor; sin: tf.Tensor; cosQ: tf.Tensor; sinQ: tf.Tensor } {
+    const hs = headDimOf(this.config);
     if (!this.ropeCache || this.ropeCache.seq < seq) {
-      this.ropeCache?.cos.dispose();
-      this.ropeCache?.sin.dispose();
+      if (this.ropeCache) tf.dispose([this.ropeCache.cos, this.ropeCache.sin, this.ropeCache.cosQ, this.ropeCache.sinQ]);
       const n = Math.max(seq, 64);
       const t = ropeTables(this.config, n);
-      const hs = headDimOf(this.config);
-      this.ropeCache = { seq: n, cos: tf.keep(tf.tensor4d(t.cos, [1, n, 1, hs])), sin: tf.keep(tf.tensor4d(t.sin, [1, n, 1, hs])) };
+      const scale = 1 / Math.sqrt(hs);
+      const table = (a: Float32Array): tf.Tensor => tf.keep(tf.tensor4d(a, [1, n, 1, hs]));
+      this.ropeCache = { seq: n, cos: table(t.cos), sin: table(t.sin), cosQ: table(t.cos.map((v) => v * scale)), sinQ: table(t.sin.map((v) => v * scale)) };
     }
-    const hs = headDimOf(this.config);
-    return {
-      cos: tf.slice(this.ropeCache.cos, [0, 0, 0, 0], [1, seq, 1, hs]),
-      sin: tf.slice(this.ropeCache.sin, [0, 0, 0, 0], [1, seq, 1, hs]),
-    };
+    const cut = (x: tf.Tensor): tf.Tensor => tf.slice(x, [0, 0, 0, 0], [1, seq, 1, hs]);
+    const r = this.ropeCache;
+    return { cos: cut(r.cos), sin: cut(r.sin), cosQ: cut(r.cosQ), sinQ: cut(r.sinQ) };
   }
 
   /** Additive causal mask for one kv group: rows are g query heads x T positions, columns T keys. */
@@ -341,7 +344,6 @@ export class TfLlama {
     const kvDim = c.nKvHeads * hs;
     const g = c.nHeads / c.nKvHeads;
     const graph = this.attention === "graph" ? { ...this.rope(seq), mask: this.mask(seq) } : undefined;
-    const scale = 1 / Math.sqrt(hs);
     let x = tf.gather(this.embedding, tf.tensor1d(ids, "int32")) as tf.Tensor2D;
     this.layers.forEach((L, l) => {
       const h = this.rmsNorm(x, L.attnNorm);
@@ -354,13 +356,13 @@ export class TfLlama {
       let attn: tf.Tensor2D;
       if (this.attention === "js") attn = this.attendJs(q, k, v, batch, seq);
       else {
-        const { cos, sin, mask } = graph!;
+        const { cos, sin, cosQ, sinQ, mask } = graph!;
         // Query heads sharing a kv head are laid side by side along the row axis, [B, KV, g*T, hs], so
         // grouped-query attention is a plain rank-4 batched matmul with no tile or repeat of k and v.
-        const q4 = tf.reshape(tf.transpose(this.applyRope(q, batch, seq, c.nHeads, cos, sin), [0, 2, 1, 3]), [batch, c.nKvHeads, g * seq, hs]);
+        const q4 = tf.reshape(tf.transpose(this.applyRope(q, batch, seq, c.nHeads, cosQ, sinQ), [0, 2, 1, 3]), [batch, c.nKvHeads, g * seq, hs]);
         const k4 = tf.transpose(this.applyRope(k, batch, seq, c.nKvHeads, cos, sin), [0, 2, 1, 3]);
         const v4 = tf.transpose(tf.reshape(v, [batch, seq, c.nKvHeads, hs]), [0, 2, 1, 3]);
-        const scores = tf.add(tf.mul(tf.matMul(q4, k4, false, true), scale), mask);
+        const scores = tf.add(tf.matMul(q4, k4, false, true), mask);
         const grouped = tf.matMul(tf.softmax(scores), v4); // [B, KV, g*T, hs]
         attn = tf.reshape(tf.transpose(tf.reshape(grouped, [batch, c.nHeads, seq, hs]), [0, 2, 1, 3]), [batch * seq, c.dim]) as tf.Tensor2D;
       }
@@ -402,7 +404,7 @@ export class TfLlama {
     const all: tf.Tensor[] = [this.embedding, this.finalNorm, ...this.maskCache.values()];
     this.head.dispose();
     this.rotate.dispose();
-    if (this.ropeCache) all.push(this.ropeCache.cos, this.ropeCache.sin);
+    if (this.ropeCache) all.push(this.ropeCache.cos, this.ropeCache.sin, this.ropeCache.cosQ, this.ropeCache.sinQ);
     for (const L of this.layers) {
       all.push(L.attnNorm, L.ffnNorm, ...(L.bqkv ? [L.bqkv] : []));
       for (const lin of [L.wqkv, L.w13, L.wo, L.w2]) lin.dispose();

@@ -116,6 +116,11 @@ export class LoraAdapter implements ProjectionAdapter {
     return this.pairs.has(key(layer, projection));
   }
 
+  /**
+   * scale * (x A^T) B^T as one op with its gradient written out in plain products and explicit small
+   * transposes: autodiff of the same expression would use transposed matMuls, which the wasm backend
+   * runs on a slow path.
+   */
   delta(layer: number, projection: LlamaProjection, x: tf.Tensor2D): tf.Tensor2D {
     const pair = this.pairs.get(key(layer, projection))!;
     let input = x;
@@ -126,8 +131,27 @@ export class LoraAdapter implements ProjectionAdapter {
       for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < p ? 0 : 1 / (1 - p);
       input = tf.mul(x, tf.tensor2d(keep, x.shape));
     }
-    const low = tf.matMul(input, pair.a.variable, false, true);
-    return tf.mul(tf.matMul(low, pair.b.variable, false, true), this.scale);
+    const scale = this.scale;
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [xin, a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+      const aT = tf.transpose(a); // [in, r]
+      const low = tf.matMul(xin, aT); // [N, r]
+      save([xin, a, b, low]);
+      return {
+        value: tf.mul(tf.matMul(low, tf.transpose(b)), scale),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [xs, as, bs, lows] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+          const dyScaled = tf.mul(dy as tf.Tensor2D, scale);
+          const dLow = tf.matMul(dyScaled, bs); // [N, r]
+          return [
+            tf.matMul(dLow, as), // dx [N, in]
+            tf.matMul(tf.transpose(dLow), xs), // dA [r, in]
+            tf.matMul(tf.transpose(dyScaled), lows), // dB [out, r]
+          ];
+        },
+      };
+    });
+    return f(input, pair.a.variable, pair.b.variable) as tf.Tensor2D;
   }
 
   /** Replaces one parameter's values (optimizer step, checkpoint restore) and its variable. */
