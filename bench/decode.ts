@@ -16,6 +16,8 @@ import { loadLlama2c, saveLlama2c } from "../src/model/llama2c.ts";
 import type { LlamaModelData } from "../src/model/types.ts";
 import { Rng } from "../src/util/rng.ts";
 import { Llama2cTokenizer } from "../src/model/llama2c-tokenizer.ts";
+import { generateBatch } from "../src/model/generate.ts";
+import { generateParallel } from "../src/model/parallel.ts";
 import { argmax } from "../src/model/sampler.ts";
 import { writeJsonAtomic } from "../src/util/fs.ts";
 import { dataPath, repoRoot } from "../src/util/paths.ts";
@@ -117,6 +119,19 @@ function compare(exe: string, modelPath: string, runs: number): { peer: number[]
 const exe = buildRunc();
 const small = compare(exe, MODEL, runs);
 const big = compare(exe, syntheticModel(), Math.max(3, Math.ceil(runs / 3)));
+/** Many prompts at once: in this thread (generateBatch) and over two worker threads (generateParallel). */
+async function throughput(): Promise<{ one_thread_tok_s: number; two_workers_tok_s: number; prompts: number }> {
+  const prompts = Array.from({ length: 64 }, (_, i) => ["Once upon a time", "Tom had a ball", "Lily saw a bird", "One day"][i % 4]!);
+  const opts = { maxNewTokens: 128, temperature: 1, topP: 0.9, seed: 7 };
+  const model = loadLlama2c(MODEL);
+  let t0 = performance.now();
+  const one = generateBatch(model, tokenizer, prompts, opts).reduce((a, r) => a + r.tokenIds.length, 0) / ((performance.now() - t0) / 1000);
+  t0 = performance.now();
+  const results = await generateParallel({ model: MODEL, tokenizer: TOKENIZER }, prompts, opts, { workers: 2 });
+  const two = results.reduce((a, r) => a + r.tokenIds.length, 0) / ((performance.now() - t0) / 1000);
+  return { one_thread_tok_s: one, two_workers_tok_s: two, prompts: prompts.length };
+}
+const many = await throughput();
 const summary = (r: { peer: number[]; ktu: number[] }) => ({ peer_tok_s: median(r.peer), ktu_tok_s: median(r.ktu), ratio: median(r.ktu) / median(r.peer), runs: { peer: r.peer, ktu: r.ktu } });
 const result = {
   bench: "decode",
@@ -130,9 +145,11 @@ const result = {
   peer_max_rss_mb: small.rssKb / 1024,
   ktu_max_rss_mb: process.resourceUsage().maxRSS / 1024,
   random_dim288: summary(big),
+  batch_throughput: { ...many, note: "64 prompts x 128 new tokens, sampled; two_workers includes starting the workers" },
 };
 await writeJsonAtomic(join(repoRoot, "bench", "results", "decode.json"), result);
 console.log(`decode stories260K: ktu ${result.ktu_tok_s.toFixed(0)} tok/s, run.c ${result.peer_tok_s.toFixed(0)} tok/s, ratio ${result.ratio.toFixed(2)}x (goal >= 0.5x)`);
 const b288 = result.random_dim288;
 console.log(`decode random dim 288 x 6 layers: ktu ${b288.ktu_tok_s.toFixed(0)} tok/s, run.c ${b288.peer_tok_s.toFixed(0)} tok/s, ratio ${b288.ratio.toFixed(2)}x`);
+console.log(`64 prompts: ${many.one_thread_tok_s.toFixed(0)} tok/s in one thread, ${many.two_workers_tok_s.toFixed(0)} tok/s over 2 worker threads (run.c single stream ${result.peer_tok_s.toFixed(0)})`);
 console.log(`peak RSS: ktu ${result.ktu_max_rss_mb.toFixed(0)} MB (node + tsx), run.c ${result.peer_max_rss_mb.toFixed(1)} MB`);
