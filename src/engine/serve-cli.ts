@@ -73,7 +73,8 @@ export const commands: Command[] = [
       const maxBatch = optionalNumber(values, "max-batch", NAME);
       const maxQueue = optionalNumber(values, "max-queue", NAME);
       for (const [name, v] of [["port", port], ["max-batch", maxBatch], ["max-queue", maxQueue]] as const) {
-        if (v !== undefined && (!Number.isInteger(v) || v < (name === "port" ? 0 : 1) || v > 65535 * 16)) throw new UsageError(`ktu ${NAME}: --${name} must be a whole number, got ${v}`);
+        const [lo, hi] = name === "port" ? [0, 65535] : [1, 1 << 20];
+        if (v !== undefined && (!Number.isInteger(v) || v < lo || v > hi)) throw new UsageError(`ktu ${NAME}: --${name} must be a whole number from ${lo} to ${hi}, got ${v}`);
       }
       const served = await loadServedModel(requireString(values, "model", NAME), values.tokenizer as string | undefined, values.adapter as string | undefined);
       const host = (values.host as string | undefined) ?? "127.0.0.1";
