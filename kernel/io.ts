@@ -1,0 +1,106 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+
+/** The global through which rewritten cell code reaches the kernel (interrupt checks). */
+export const RUNTIME = "__ktu";
+
+/** A Jupyter MIME bundle: MIME type to data. */
+export type MimeBundle = Record<string, unknown>;
+
+/** Thrown into a cell's await points once the user interrupts it. */
+export class KernelInterrupt extends Error {
+  override name = "KeyboardInterrupt";
+  constructor() {
+    super("the cell was interrupted");
+  }
+}
+
+/**
+ * What one request (an execute_request, or a comm message) owns while it runs. Cell code reaches its
+ * state through AsyncLocalStorage, so output printed or displayed from a callback, a timer or a
+ * background promise still goes to the cell that started it, and an interrupt stops exactly the work
+ * that this cell started.
+ */
+export interface ExecutionState {
+  /** The request header that outputs name as their parent. */
+  readonly parent: Record<string, unknown>;
+  readonly identities: Buffer[];
+  readonly allowStdin: boolean;
+  readonly executionCount: number;
+  interrupted: boolean;
+  /** Outputs still being prepared (a PNG render, say); the reply waits for them. */
+  readonly pending: Set<Promise<unknown>>;
+  readonly onInterrupt: Set<() => void>;
+  /** Aborts when the cell is interrupted, for library code that wants to stop cleanly. */
+  readonly abort: AbortController;
+}
+
+export const executionScope = new AsyncLocalStorage<ExecutionState>();
+
+/** The protocol layer's services, as the display API and the evaluator see them. */
+export interface KernelIo {
+  /** Publishes on iopub with the parent of `state` (default: the current execution, else the last one). */
+  publish(msgType: string, content: Record<string, unknown>, state?: ExecutionState): void;
+  /** Asks the frontend for a line of input over the stdin channel. */
+  input(prompt: string, password: boolean): Promise<string>;
+  /** The comm manager, for kernel-side comms. */
+  readonly comms: CommManagerLike;
+}
+
+export interface CommLike {
+  readonly id: string;
+  readonly targetName: string;
+  send(data: unknown, metadata?: Record<string, unknown>, buffers?: Buffer[]): void;
+  close(data?: unknown): void;
+  onMsg?: (data: unknown, message: Record<string, unknown>) => void;
+  onClose?: (data: unknown) => void;
+}
+
+export interface CommManagerLike {
+  open(targetName: string, data?: unknown, metadata?: Record<string, unknown>): CommLike;
+  registerTarget(targetName: string, handler: (comm: CommLike, data: unknown) => void): void;
+}
+
+let io: KernelIo | undefined;
+
+export function setKernelIo(value: KernelIo | undefined): void {
+  io = value;
+}
+
+/** The kernel's services; throws outside a kernel, where there is nowhere to display to. */
+export function kernelIo(): KernelIo {
+  if (!io) throw new Error("not running inside the know-the-unknown Jupyter kernel: there is no frontend to display to");
+  return io;
+}
+
+export const insideKernel = (): boolean => io !== undefined;
+
+/** Keeps the reply of the current execution waiting until `work` settles, so its output is not lost. */
+export function trackPending<T>(work: Promise<T>): Promise<T> {
+  const state = executionScope.getStore();
+  if (state) {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    state.pending.add(settled);
+    void settled.then(() => state.pending.delete(settled));
+  }
+  return work;
+}
+
+/**
+ * The signal of the running cell: aborted when the user interrupts it. Long loops in library code
+ * (a training loop, say) can pass it along or check `signal.aborted` to stop at a clean point.
+ */
+export function interruptSignal(): AbortSignal {
+  return executionScope.getStore()?.abort.signal ?? new AbortController().signal;
+}
+
+/**
+ * Called by rewritten cell code at each `await`: an interrupted cell stops at its next await point,
+ * even when its promise has already been abandoned by the kernel.
+ */
+export function checkInterrupt<T>(value: T): T {
+  if (executionScope.getStore()?.interrupted) throw new KernelInterrupt();
+  return value;
+}

@@ -1,0 +1,40 @@
+/**
+ * The kernel process: `node --import <tsx> kernel/main.ts -f <connection file>` (what the kernelspec
+ * runs). It answers kernel_info before loading TypeScript, then warms the type checker up.
+ */
+import { register } from "node:module";
+import { pathToFileURL } from "node:url";
+import { join } from "node:path";
+import { repoRoot } from "../src/util/paths.ts";
+import { KernelServer } from "./server.ts";
+import { TypeScriptInterpreter } from "./ts-evaluator.ts";
+import { readConnectionFile } from "./wire.ts";
+
+const url = (...parts: string[]): string => pathToFileURL(join(repoRoot, ...parts)).href;
+
+function connectionFileArg(argv: string[]): string {
+  const flag = argv.findIndex((a) => a === "-f" || a === "--connection-file");
+  const path = flag >= 0 ? argv[flag + 1] : argv.find((a) => !a.startsWith("-"));
+  if (!path) {
+    process.stderr.write("usage: kernel/main.ts -f <connection file>\n");
+    process.exit(2);
+  }
+  return path;
+}
+
+const info = readConnectionFile(connectionFileArg(process.argv.slice(2)));
+register(url("kernel", "resolve-hooks.mjs"), {
+  data: {
+    aliases: { tslab: url("kernel", "tslab.ts"), "know-the-unknown": url("src", "index.ts"), "know-the-unknown/kernel": url("kernel", "api.ts") },
+    fallbackParent: url("kernel", "main.ts"),
+  },
+});
+const server = new KernelServer(info, new TypeScriptInterpreter());
+// A kernel must outlive whatever a cell leaves behind: log it and go on.
+process.on("uncaughtException", (error) => server.log(`uncaught exception (kernel continues): ${error.stack ?? error}`));
+process.on("unhandledRejection", (reason) => {
+  const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+  server.log(`unhandled promise rejection (kernel continues): ${text}`);
+  process.stderr.write(`Unhandled promise rejection: ${text}\n`);
+});
+await server.start();

@@ -1,0 +1,205 @@
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import vm from "node:vm";
+import type ts from "typescript";
+import { repoRoot } from "../src/util/paths.ts";
+import type { CellTransformResult } from "./cell-transform.ts";
+import { Display, mimeBundleOf, Progress } from "./display.ts";
+import type { ErrorInfo, ExecuteOutcome, Interpreter, LanguageInfo } from "./interpreter.ts";
+import { checkInterrupt, KernelInterrupt, RUNTIME, type ExecutionState, type MimeBundle } from "./io.ts";
+import { decodeMappings, originalPosition, type LineMappings } from "./source-map.ts";
+import type { CellDiagnostic, CellTypeChecker } from "./ts-service.ts";
+
+const requireHere = createRequire(import.meta.url);
+const TS_VERSION = (requireHere("typescript/package.json") as { version: string }).version;
+const PACKAGE_VERSION = (requireHere("../package.json") as { version: string }).version;
+
+/** Names every cell sees without importing them (the same as `know-the-unknown/kernel`'s exports). */
+const GLOBAL_NAMES = ["display", "newDisplay", "clearOutput", "progress", "input", "password", "interruptSignal", "comms"] as const;
+
+// On the first line, so that only line 1's columns shift: the source map offset stays trivial.
+const PREFIX = '(async function () { "use strict"; ';
+
+/** TypeScript cells, type-checked across cells and run in the kernel's own realm. */
+export class TypeScriptInterpreter implements Interpreter {
+  readonly implementation = "know-the-unknown";
+  readonly implementationVersion = PACKAGE_VERSION;
+  readonly languageInfo: LanguageInfo = {
+    name: "typescript",
+    version: TS_VERSION,
+    mimetype: "text/typescript",
+    file_extension: ".ts",
+    pygments_lexer: "typescript",
+    // `mode` selects TypeScript in JupyterLab; `name` + `typescript` in classic Notebook (as tslab does).
+    codemirror_mode: { mode: "typescript", name: "javascript", typescript: true },
+    nbconvert_exporter: "script",
+  };
+  readonly banner = `know-the-unknown TypeScript kernel ${PACKAGE_VERSION} (TypeScript ${TS_VERSION}, Node ${process.version})`;
+
+  private tsModule: typeof ts | undefined;
+  private checkerInstance: CellTypeChecker | undefined;
+  private readonly declared = new Set<string>();
+  private readonly maps = new Map<number, LineMappings>();
+  private readonly cwd = process.cwd();
+
+  constructor() {
+    Object.defineProperty(globalThis, RUNTIME, { value: { ck: checkInterrupt }, enumerable: false, configurable: true });
+    Object.defineProperty(globalThis, "require", { value: createRequire(join(this.cwd, "__ktu_cell.js")), enumerable: false, configurable: true, writable: true });
+  }
+
+  /** The display API as globals; loaded lazily, since it pulls in the plotly module. */
+  private async installGlobals(): Promise<void> {
+    const api = (await import("./api.ts")) as unknown as Record<string, unknown>;
+    for (const name of GLOBAL_NAMES) Object.defineProperty(globalThis, name, { value: api[name], enumerable: false, configurable: true, writable: true });
+  }
+
+  private async load(): Promise<{ ts: typeof ts; checker: CellTypeChecker }> {
+    if (!this.tsModule || !this.checkerInstance) {
+      const [tsModule, { CellTypeChecker }] = await Promise.all([import("typescript"), import("./ts-service.ts"), this.installGlobals()]);
+      this.tsModule = (tsModule as unknown as { default: typeof ts }).default ?? (tsModule as unknown as typeof ts);
+      const apiPath = join(repoRoot, "kernel", "api.ts");
+      const globals = `declare global {\n${GLOBAL_NAMES.map((n) => `  const ${n}: typeof import(${JSON.stringify(apiPath)}).${n};`).join("\n")}\n}\nexport {};\n`;
+      this.checkerInstance = new CellTypeChecker(this.cwd, repoRoot, globals);
+    }
+    return { ts: this.tsModule, checker: this.checkerInstance };
+  }
+
+  async warmUp(): Promise<void> {
+    const { checker } = await this.load();
+    checker.check(0, "const __ktu_warm: number = Math.max(1, 2);");
+  }
+
+  private cellFile = (cell: number): string => join(this.cwd, `__ktu_cell_${cell}.ts`);
+
+  async execute(code: string, cell: number, state: ExecutionState): Promise<ExecuteOutcome> {
+    const { ts, checker } = await this.load();
+    const diagnostics = checker.check(cell, code);
+    if (diagnostics.length > 0) return this.typeError(cell, code, diagnostics);
+
+    const result: CellTransformResult = { declared: [], hasValue: false };
+    const output = ts.transpileModule(code, {
+      fileName: `cell-${cell}.ts`,
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true, sourceMap: true, esModuleInterop: true },
+      transformers: { after: [(await import("./cell-transform.ts")).cellTransformer(result)] },
+    });
+    if (output.sourceMapText) this.maps.set(cell, decodeMappings((JSON.parse(output.sourceMapText) as { mappings: string }).mappings));
+    const js = output.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, "");
+
+    try {
+      const fresh = result.declared.filter((name) => !this.declared.has(name));
+      if (fresh.length > 0) {
+        vm.runInThisContext(`let ${fresh.join(", ")};`, { filename: "kernel-declarations" });
+        for (const name of fresh) this.declared.add(name);
+      }
+      const script = new vm.Script(`${PREFIX}${js}\n})`, {
+        filename: this.cellFile(cell),
+        importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
+      });
+      const run = (script.runInThisContext({ breakOnSigint: true }) as () => Promise<[unknown] | undefined>).call(undefined);
+      const interrupted = new Promise<never>((_, reject) => state.onInterrupt.add(() => reject(new KernelInterrupt())));
+      const returned = await Promise.race([run, interrupted]);
+      // Display calls return handles; like Python's display(), they are not the cell's value.
+      if (!result.hasValue || !returned || returned[0] === undefined || returned[0] instanceof Display || returned[0] instanceof Progress) return { status: "ok" };
+      return { status: "ok", value: await mimeBundleOf(returned[0]) };
+    } catch (error) {
+      return { status: "error", ...this.runtimeError(error) };
+    }
+  }
+
+  async evaluateExpression(expression: string): Promise<{ status: "ok"; data: MimeBundle; metadata: Record<string, unknown> } | ({ status: "error" } & ErrorInfo)> {
+    const { ts } = await this.load();
+    try {
+      const js = ts.transpileModule(`(${expression})`, { compilerOptions: { target: ts.ScriptTarget.ES2022 } }).outputText;
+      const value: unknown = vm.runInThisContext(js, { filename: "user_expression" });
+      return { status: "ok", data: await mimeBundleOf(value), metadata: {} };
+    } catch (error) {
+      return { status: "error", ...this.runtimeError(error) };
+    }
+  }
+
+  private typeError(cell: number, code: string, diagnostics: CellDiagnostic[]): ExecuteOutcome {
+    const lines = code.split("\n");
+    const traceback: string[] = [];
+    for (const d of diagnostics) {
+      traceback.push(`cell ${cell}, line ${d.line}, col ${d.column}: error TS${d.code}: ${d.message}`);
+      const source = lines[d.line - 1];
+      if (source !== undefined) traceback.push(`    ${source}`, `    ${" ".repeat(Math.max(0, d.column - 1))}^`);
+    }
+    const first = diagnostics[0]!;
+    const more = diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : "";
+    return { status: "error", ename: "TSError", evalue: `line ${first.line}: ${first.message}${more}`, traceback };
+  }
+
+  /** ename/evalue/traceback for anything a cell throws, with cell frames mapped to cell lines. */
+  private runtimeError(error: unknown): ErrorInfo {
+    if (error instanceof Error && /Script execution was interrupted by `SIGINT`/.test(error.message)) error = new KernelInterrupt();
+    if (!(error instanceof Error)) {
+      const text = inspect(error, { depth: 3 });
+      return { ename: "Uncaught", evalue: text, traceback: [`Uncaught ${text} (a thrown value that is not an Error)`] };
+    }
+    const ename = error.name || error.constructor?.name || "Error";
+    const evalue = error.message;
+    const frames: string[] = [];
+    for (const line of (error.stack ?? "").split("\n")) {
+      if (!/^\s+at /.test(line)) continue;
+      if (/node:internal|\/kernel\/[\w-]+\.ts|kernel-declarations/.test(line)) break;
+      frames.push(this.mapFrame(line));
+    }
+    if (error instanceof KernelInterrupt) frames.length = 0;
+    return { ename, evalue, traceback: [`${ename}: ${evalue}`, ...frames] };
+  }
+
+  private mapFrame(frame: string): string {
+    return frame.replace(/([^\s(]*__ktu_cell_(\d+)\.ts):(\d+):(\d+)/, (_all, _file: string, cell: string, line: string, column: string) => {
+      const generatedLine = Number(line) - 1;
+      const generatedColumn = Number(column) - 1 - (generatedLine === 0 ? PREFIX.length : 0);
+      const mappings = this.maps.get(Number(cell));
+      const position = mappings && originalPosition(mappings, generatedLine, Math.max(0, generatedColumn));
+      return position ? `cell ${cell}, line ${position.line + 1}, col ${position.column + 1}` : `cell ${cell}`;
+    });
+  }
+
+  complete(code: string, offset: number): { matches: string[]; start: number; end: number } {
+    if (!this.checkerInstance) return { matches: [], start: offset, end: offset };
+    return this.checkerInstance.complete(code, offset);
+  }
+
+  inspect(code: string, offset: number): MimeBundle | undefined {
+    const text = this.checkerInstance?.inspect(code, offset);
+    return text === undefined ? undefined : { "text/plain": text };
+  }
+
+  isComplete(code: string): { status: "complete" | "incomplete" | "invalid" | "unknown"; indent?: string } {
+    if (!this.tsModule) return { status: "unknown" };
+    return isCompleteCode(this.tsModule, code);
+  }
+
+  async shutdown(): Promise<void> {
+    const { closePlotlyRenderer } = await import("../src/viz/plotly.ts");
+    await closePlotlyRenderer();
+  }
+}
+
+/**
+ * Complete when it parses; incomplete when every problem sits at the very end (an open bracket,
+ * template or comment: more lines would finish it); invalid otherwise (an unterminated string
+ * cannot be finished on a later line).
+ */
+export function isCompleteCode(tsModule: typeof ts, code: string): { status: "complete" | "incomplete" | "invalid"; indent?: string } {
+  if (code.trim() === "") return { status: "complete" };
+  const sourceFile = tsModule.createSourceFile("cell.ts", code, tsModule.ScriptTarget.ES2022, false, tsModule.ScriptKind.TS);
+  const diagnostics = (sourceFile as unknown as { parseDiagnostics?: ts.Diagnostic[] }).parseDiagnostics ?? [];
+  if (diagnostics.length === 0) return { status: "complete" };
+  const end = code.trimEnd().length;
+  const UNTERMINATED_STRING = 1002;
+  if (diagnostics.some((d) => d.code === UNTERMINATED_STRING) || !diagnostics.every((d) => (d.start ?? 0) >= end)) return { status: "invalid" };
+  let depth = 0;
+  const scanner = tsModule.createScanner(tsModule.ScriptTarget.ES2022, false, tsModule.LanguageVariant.Standard, code);
+  for (let token = scanner.scan(); token !== tsModule.SyntaxKind.EndOfFileToken; token = scanner.scan()) {
+    if (token === tsModule.SyntaxKind.OpenBraceToken || token === tsModule.SyntaxKind.OpenParenToken || token === tsModule.SyntaxKind.OpenBracketToken) depth++;
+    if (token === tsModule.SyntaxKind.CloseBraceToken || token === tsModule.SyntaxKind.CloseParenToken || token === tsModule.SyntaxKind.CloseBracketToken) depth--;
+  }
+  const lastLine = code.slice(code.lastIndexOf("\n") + 1);
+  return { status: "incomplete", indent: lastLine.match(/^\s*/)![0] + (depth > 0 ? "  " : "") };
+}
