@@ -19,6 +19,7 @@ import { parsePythonList, pyFixed, pySplit, pyStrip, pythonListRepr } from "../s
 import { readCognitionReply, scoreCognitionCheck, scoreSamplingRow, scoreValidationRow, validationQuestion, cognitionCheckIndices } from "../src/eval/baselines.ts";
 import { rescoreAuthorsRecords, scoreFiles } from "../src/eval/score.ts";
 import { parseCsv } from "../src/eval/authors.ts";
+import { accuracyBootstrap } from "../src/eval/bootstrap.ts";
 import { runKtu } from "./helpers/cli.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "ktu-eval-scoring-"));
@@ -226,6 +227,16 @@ test("bad input: missing prediction, duplicate id, no answers, unknown id name t
   assert.throws(() => scoreFiles(bench, preds), /id 1 \(line 1\), field pos_answer: no answers/);
 });
 
+test("accuracy intervals resample whole groups: one group gives a zero-width interval", () => {
+  const rows = [true, false, true, true].map((k, i) => ({ known_correct: k, unknown_correct: i % 2 === 0 }));
+  const one = accuracyBootstrap(rows, { groups: ["q", "q", "q", "q"], draws: 50 })!;
+  assert.deepEqual(one.known_acc, [75, 75]);
+  assert.deepEqual(one.unknown_acc, [50, 50]);
+  const each = accuracyBootstrap(rows, { draws: 500, seed: 3 })!;
+  assert.ok(each.known_acc[0] < 75 && each.known_acc[1] === 100);
+  assert.equal(each.resample, "rows");
+});
+
 test("ktu eval score prints the summary JSON on the last line", () => {
   const bench = join(tmp, "cli-bench.jsonl");
   const preds = join(tmp, "cli-preds.jsonl");
@@ -250,6 +261,12 @@ test("ktu eval score prints the summary JSON on the last line", () => {
   assert.deepEqual([first.known_acc, first.unknown_acc, first.overall], [33.33, 33.33, 33.33]);
   const strict = run("strict");
   assert.deepEqual([strict.known_acc, strict.unknown_acc], [33.33, 100]);
+  const withCi = runKtu(["eval", "score", "--benchmark", bench, "--predictions", preds, "--ci", "--draws", "200"]);
+  assert.equal(withCi.status, 0, withCi.stderr);
+  const ci = JSON.parse(withCi.stdout.trim().split("\n").at(-1)!);
+  assert.equal(ci.known_acc, 66.67);
+  assert.ok(ci.known_acc_ci[0] <= 66.67 && ci.known_acc_ci[1] >= 66.67 && ci.known_acc_ci[0] >= 0 && ci.known_acc_ci[1] <= 100);
+  assert.equal(ci.ci_unit, "row");
   const bad = runKtu(["eval", "score", "--benchmark", bench, "--predictions", join(tmp, "nope.jsonl")]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^ktu: .*nope\.jsonl: cannot read/);

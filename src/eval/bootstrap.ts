@@ -213,3 +213,48 @@ export function calibrationReport(labels: ArrayLike<number>, confidences: ArrayL
   }
   return report;
 }
+
+/**
+ * Percentile intervals of known, unknown and overall accuracy (percent) by resampling rows, or
+ * whole groups of rows (e.g. the ASQA ambiguous question), with the same generator and rule.
+ */
+export function accuracyBootstrap(
+  rows: readonly { known_correct: boolean; unknown_correct: boolean }[],
+  options: BootstrapOptions = {},
+): { known_acc: [number, number]; unknown_acc: [number, number]; overall: [number, number]; draws: number; seed: number; resample: "groups" | "rows" } | null {
+  if (rows.length === 0) return null;
+  const keys = options.groups ?? rows.map((_, i) => i);
+  const members = new Map<string | number, number[]>();
+  keys.forEach((g, i) => (members.get(g) ?? members.set(g, []).get(g)!).push(i));
+  const lists = [...members.values()];
+  const draws = options.draws ?? 1000;
+  const seed = options.seed ?? 0;
+  const rng = new Rng(seed);
+  const known: number[] = [];
+  const unknown: number[] = [];
+  const overall: number[] = [];
+  for (let b = 0; b < draws; b++) {
+    let n = 0;
+    let k = 0;
+    let u = 0;
+    for (let g = 0; g < lists.length; g++) {
+      for (const i of lists[Math.floor(rng.next() * lists.length)]!) {
+        n++;
+        if (rows[i]!.known_correct) k++;
+        if (rows[i]!.unknown_correct) u++;
+      }
+    }
+    const ka = (100 * k) / n;
+    const ua = (100 * u) / n;
+    known.push(ka);
+    unknown.push(ua);
+    overall.push(ka + ua === 0 ? 0 : (2 * ka * ua) / (ka + ua));
+  }
+  const level = options.level ?? 0.95;
+  const alpha = (1 - level) / 2;
+  const interval = (v: number[]): [number, number] => {
+    v.sort((a, b) => a - b);
+    return [percentileLinear(v, alpha), percentileLinear(v, 1 - alpha)];
+  };
+  return { known_acc: interval(known), unknown_acc: interval(unknown), overall: interval(overall), draws, seed, resample: options.groups ? "groups" : "rows" };
+}

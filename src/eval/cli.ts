@@ -1,4 +1,7 @@
-import { defineCommand, optionalChoice, requireString, type Command } from "../util/command.ts";
+import { defineCommand, optionalChoice, optionalNumber, requireString, type Command } from "../util/command.ts";
+import { accuracyBootstrap } from "./bootstrap.ts";
+import { idKey, readBenchmark } from "./io.ts";
+import { optionalCount } from "./run-cli.ts";
 import { roundPy } from "./python.ts";
 import { rescoreAuthorsRecords, scoreFiles, scoreSummary } from "./score.ts";
 import { METRIC_VARIANTS, DEFAULT_METRIC } from "./scoring.ts";
@@ -20,6 +23,9 @@ const score = defineCommand({
 ${metricHelp}
   --partial           score only the benchmark rows that have a prediction
   --rows              also print one JSON line per row before the summary
+  --ci                95% bootstrap intervals of the three accuracies, resampling ASQA ambiguous
+                      questions (sample_id) when the benchmark has them, else rows; --draws N
+                      (default 1000), --seed N (default 0)
 The last line of stdout is one JSON object: {"n", "known_acc", "unknown_acc", "overall", ...},
 percentages rounded to two decimals.`,
   options: {
@@ -28,6 +34,9 @@ percentages rounded to two decimals.`,
     metric: { type: "string" },
     partial: { type: "boolean" },
     rows: { type: "boolean" },
+    ci: { type: "boolean" },
+    draws: { type: "string" },
+    seed: { type: "string" },
   },
   run(values) {
     const metric = optionalChoice(values, "metric", METRIC_VARIANTS, "eval score") ?? DEFAULT_METRIC;
@@ -36,7 +45,20 @@ percentages rounded to two decimals.`,
       partial: values.partial === true,
     });
     if (values.rows) for (const row of report.rows) process.stdout.write(JSON.stringify(row) + "\n");
-    process.stdout.write(JSON.stringify(scoreSummary(report)) + "\n");
+    const summary = scoreSummary(report);
+    if (values.ci) {
+      const benchmark = new Map(readBenchmark(requireString(values, "benchmark", "eval score")).map((r) => [idKey(r.id), r]));
+      const groups = report.rows.map((r) => {
+        const sample = benchmark.get(r.id)?.sample_id;
+        return typeof sample === "string" && sample !== "" ? `sample:${sample}` : `row:${r.id}`;
+      });
+      const ci = accuracyBootstrap(report.rows, { groups, draws: optionalCount(values, "draws", "eval score"), seed: optionalNumber(values, "seed", "eval score") });
+      if (ci) {
+        const round = (v: [number, number]) => v.map((x) => roundPy(x)) as [number, number];
+        Object.assign(summary, { known_acc_ci: round(ci.known_acc), unknown_acc_ci: round(ci.unknown_acc), overall_ci: round(ci.overall), ci_draws: ci.draws, ci_seed: ci.seed, ci_unit: groups.some((g) => g.startsWith("sample:")) ? "sample_id" : "row" });
+      }
+    }
+    process.stdout.write(JSON.stringify(summary) + "\n");
   },
 });
 
