@@ -59,7 +59,7 @@ const params = {
   testFraction: 0.3,
   outDir: "../out/data",
   model: defaultModelPath(),
-  maxLen: 128,
+  maxLen: 256,                 // prompt + answer tokens (the main job's default)
   ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
 };
 """),
@@ -161,8 +161,8 @@ import * as aq from "arquero";
 const params = {
   model: defaultModelPath(),
   seed: 1,
-  maxLen: 128,
-  trainRows: undefined as number | undefined,   // all 486 stage-1 examples
+  maxLen: 256,
+  trainRows: 256 as number | undefined,          // the first 256 stage-1 examples (undefined: all 486)
   testRows: undefined as number | undefined,    // all test rows
   learningRate: 2e-3,
   epochs: 1,
@@ -250,8 +250,8 @@ import { existsSync, readFileSync } from "node:fs";
 const params = {
   model: defaultModelPath(),
   seed: 1,
-  maxLen: 128,
-  trainRows: undefined as number | undefined,
+  maxLen: 256,
+  trainRows: 256 as number | undefined,
   testRows: undefined as number | undefined,
   stage1Dir: "../out/notebooks/stage1-seed1",   // notebook 2's adapter; trained here if missing
   stage1LearningRate: 2e-3,

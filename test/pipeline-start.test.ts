@@ -82,8 +82,9 @@ test("the report renders in Chromium with non-blank plots", { skip: !haveChromiu
   const plots = await plotPixels(join(dir, "report", "index.html"), { minPlots: 6 });
   assert.ok(plots.length >= 6, `${plots.length} plots`);
   for (const [i, p] of plots.entries()) assert.ok(p.inked > 0.01, `plot ${i} is blank: ${JSON.stringify(p)}`);
-  // The bar charts (ours, and the authors' beside ours) carry coloured bars.
-  assert.ok(plots[0]!.coloured > 0.005 && plots[1]!.coloured > 0.005, JSON.stringify(plots.slice(0, 2)));
+  // Our bars may all be 0 when the tiny model collapses; the authors' bars beside ours and the diagnostics' markers always draw in colour.
+  assert.ok(plots[1]!.coloured > 0.005, `paper comparison: ${JSON.stringify(plots[1])}`);
+  assert.ok(plots[2]!.coloured > 0.0005, `diagnostics: ${JSON.stringify(plots[2])}`);
 });
 
 test("bad options are usage errors naming the option; a missing model names the file", () => {

@@ -51,9 +51,13 @@ export function oursBarChart(summary: PipelineSummary): Figure {
 
 /** The authors' figure and ours in temp.py's layout, each bar labelled with its source. */
 export function paperComparisonChart(summary: PipelineSummary): Figure {
-  const ours: AccuracyBarRow[] = summary.arms.map((a) => ({ label: `${a.paper_label} (ours)`, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: summary.source }));
-  const authors = TEMP_PY_ROWS.filter((r) => r.label !== "GPT-4");
-  return accuracyBarChart([...authors, ...ours], { title: "Authors' temp.py numbers (Llama-2-7B) beside ours (tiny model): different models, data and scale", ylim: [0, 100], width: 1200 });
+  // Each setting twice, side by side: the authors' bars, then ours (each bar also names its source).
+  const rows: AccuracyBarRow[] = summary.arms.flatMap((a) => {
+    const theirs = TEMP_PY_ROWS.find((r) => r.label.replace(/\s*\n\s*/g, " ") === a.paper_label);
+    const ours = { label: `${a.paper_label}\n(ours)`, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: summary.source };
+    return theirs ? [{ ...theirs, label: `${a.paper_label}\n(authors)` }, ours] : [ours];
+  });
+  return accuracyBarChart(rows, { title: "Authors' temp.py numbers (Llama-2-7B) beside ours (tiny model): different models, data and scale", ylim: [0, 100], width: 1200 });
 }
 
 /** The collapse diagnostics: AUROC of P(Sufficient) and of 1 − P(Not Provided) per arm, chance and the word-overlap reference. */
