@@ -76,6 +76,28 @@ test("the JavaScript kernel path gives the same logits, and finished sequences g
   assert.deepEqual(generate(js, tok, "Tom", { maxNewTokens: 40 }).tokenIds, generate(own, tok, "Tom", { maxNewTokens: 40 }).tokenIds);
 });
 
+test("q/k/v biases (Qwen2) give the TF.js model's logits, in both RoPE layouts", async () => {
+  const { initBackend } = await import("../src/model/backend.ts");
+  const { TfLlama } = await import("../src/model/llama-tf.ts");
+  await initBackend();
+  const rng = new XorShiftRng(77);
+  const bias = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.nextF32() - 0.5);
+  for (const ropeStyle of ["interleaved", "rotate-half"] as const) {
+    const biased = {
+      config: { ...model.config, ropeStyle },
+      weights: { ...model.weights, layers: model.weights.layers.map((l) => ({ ...l, bq: bias(64), bk: bias(32), bv: bias(32) })) },
+    };
+    const ids = teacher.ids.slice(0, 12);
+    const tf = new TfLlama(biased);
+    const expected = tf.logits(Int32Array.from(ids), 1, ids.length);
+    tf.dispose();
+    const ours = new Decoder(biased).forwardAll(ids);
+    const plain = decoder.forwardAll(ids);
+    assert.ok(ours.every((v, i) => Math.abs(v - expected[i]!) < 1e-4), ropeStyle);
+    assert.ok(ours.some((v, i) => Math.abs(v - plain[i]!) > 1e-2), "the biases matter");
+  }
+});
+
 test("the sampler's xorshift reproduces run.c's random_u32 sequence", () => {
   // run.c: unsigned long long s = 133742; random_u32(&s) x3 (printed by a C program calling run.c's function).
   const rng = new XorShiftRng(133742);

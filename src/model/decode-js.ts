@@ -51,6 +51,11 @@ export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array
   }
 }
 
+/** x[b*n + i] += bias[i] for every row b (Qwen2's q/k/v projection biases). */
+export function addBias(x: Float32Array, bias: Float32Array, n: number, rows: number): void {
+  for (let b = 0; b < rows; b++) for (let i = 0; i < n; i++) x[b * n + i] += bias[i]!;
+}
+
 export function addInto(x: Float32Array, y: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) x[i] += y[i]!;
 }

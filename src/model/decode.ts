@@ -12,7 +12,7 @@ import type { LlamaConfig, LlamaModelData, LlamaWeights } from "./types.ts";
 import { KvCache, WasmHeap } from "./kv-cache.ts";
 import { wasmKernels, type WasmKernels } from "./wasm-kernels.ts";
 
-import { addInto, attend, copy, matmul, rmsnorm, rope, swiglu } from "./decode-js.ts";
+import { addBias, addInto, attend, copy, matmul, rmsnorm, rope, swiglu } from "./decode-js.ts";
 
 export { KvCache } from "./kv-cache.ts";
 
@@ -227,6 +227,9 @@ export class Decoder {
     this.mm(s.q, s.xb, layer.wq, dim, dim, B);
     this.mm(s.k, s.xb, layer.wk, dim, kvDim, B);
     this.mm(s.v, s.xb, layer.wv, dim, kvDim, B);
+    if (layer.bq) addBias(s.q, layer.bq, dim, B);
+    if (layer.bk) addBias(s.k, layer.bk, kvDim, B);
+    if (layer.bv) addBias(s.v, layer.bv, kvDim, B);
     for (let r = 0; r < B; r++) {
       const to = positions[r]! * half;
       for (let h = 0; h < nHeads; h++) rope(s.q, r * dim + h * headSize, this.cos, this.sin, to, half, interleaved);

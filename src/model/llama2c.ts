@@ -243,6 +243,7 @@ export function saveLlama2c(path: string, model: LlamaModelData): void {
   if (Math.abs(c.normEps - 1e-5) > 1e-12 || c.ropeTheta !== 10000) {
     throw new InputError(path, undefined, "config", `run.c hard-codes norm eps 1e-5 and RoPE theta 10000; this model has ${c.normEps} and ${c.ropeTheta}`);
   }
+  if (w.layers.some((l) => l.bq || l.bk || l.bv)) throw new InputError(path, undefined, "bq", "llama2.c has no attention biases; this model (Qwen2-style) cannot be saved as a .bin");
   const headSize = c.dim / c.nHeads;
   const tied = w.lmHead === w.tokenEmbedding;
   const chunks: Float32Array[] = [];
