@@ -182,3 +182,36 @@ test("ktu eval run --endpoint writes predictions.jsonl and scores.json, and resu
   assert.equal(scores.config.prompt, "normal");
   assert.equal(scores.config.answers_cached_before, 7);
 });
+
+test("a real kill (SIGKILL mid-run): the rerun asks only for answers not in the cache", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ktu-eval-kill-"));
+  const bench = join(dir, "benchmark.jsonl");
+  const six = Array.from({ length: 6 }, (_, i) => ({ id: i, context: `ctx ${i}`, pos_query: `pos ${i}`, pos_answer: ["gold"], neg_query: `neg ${i}` }));
+  writeFileSync(bench, six.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  const out = join(dir, "out");
+  const args = ["eval", "run", "--benchmark", bench, "--endpoint", base, "--out", out, "--prompt", "normal", "--concurrency", "1"];
+  requests.length = 0;
+  const child = spawn(process.execPath, [join(repoRoot, "bin", "ktu.js"), ...args], { cwd: repoRoot });
+  const killed = new Promise<void>((resolve) => child.on("close", () => resolve()));
+  script = (body, req, res) => {
+    if (requests.length >= 5) child.kill("SIGKILL");
+    setTimeout(() => echoModel(body, req, res), 30);
+  };
+  await killed;
+  const cachedLines = readFileSync(join(out, "answers.cache.jsonl"), "utf8")
+    .split("\n")
+    .filter((line) => {
+      try {
+        return typeof JSON.parse(line).key === "string";
+      } catch {
+        return false;
+      }
+    }).length;
+  assert.ok(cachedLines >= 3 && cachedLines < 12, `cached ${cachedLines}`);
+  script = echoModel;
+  requests.length = 0;
+  const rerun = await ktu(args);
+  assert.equal(rerun.status, 0, rerun.stderr);
+  assert.equal(requests.length, 12 - cachedLines);
+  assert.equal(readFileSync(join(out, "predictions.jsonl"), "utf8").trim().split("\n").length, 6);
+});

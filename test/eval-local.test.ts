@@ -80,7 +80,7 @@ test("ktu eval baseline (sampling, fixed and seed-bug votes) and ktu eval stage1
   assert.equal(row.pos_samples.length, 3);
   assert.equal(new Set(row.pos_samples).size > 1 || row.pos_samples[0] !== "", true, "samples at T = 0.6 are drawn with distinct seeds");
   assert.equal(row.known_correct, row.known_votes >= 1.5);
-  const check = runKtu(["eval", "stage1-check", "--benchmark", benchmark, "--model", model, "--out", join(tmp, "s1"), "--limit", "2", "--fit-context"]);
+  const check = runKtu(["eval", "stage1-check", "--benchmark", benchmark, "--model", model, "--out", join(tmp, "s1"), "--limit", "2", "--fit-context", "--max-tokens", "8"]);
   assert.equal(check.status, 0, check.stderr);
   const s = JSON.parse(check.stdout.trim().split("\n").at(-1)!);
   assert.equal(s.n + s.skipped, 2);

@@ -77,8 +77,9 @@ const stage1Check = defineCommand({
 ${sourceHelp}
   --out DIR           replies.jsonl and scores.json
   --template NAME     chat template stage 1 was trained with (default: none, as the seed)
-  --step N            every Nth row (default 10); --limit N at most N of those rows`,
-  options: { benchmark: { type: "string" }, out: { type: "string" }, template: { type: "string" }, step: { type: "string" }, limit: { type: "string" }, ...sourceOptions },
+  --step N            every Nth row (default 10); --limit N at most N of those rows
+  --max-tokens N      reply length (default 200)`,
+  options: { benchmark: { type: "string" }, out: { type: "string" }, template: { type: "string" }, step: { type: "string" }, limit: { type: "string" }, "max-tokens": { type: "string" }, ...sourceOptions },
   async run(values) {
     const name = "eval stage1-check";
     const out = requireString(values, "out", name);
@@ -91,6 +92,7 @@ ${sourceHelp}
         cache,
         step: optionalCount(values, "step", name),
         limit: optionalCount(values, "limit", name),
+        decode: { ...SEED_DECODE, maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens },
         wrap: template ? (p) => renderChat(template, [{ role: "user", content: p }], { bos: "", eos: "" }) : undefined,
       });
       const s = scoreCognitionCheck(r.replies.map((x) => ({ ...x, id: String(x.id) })));
