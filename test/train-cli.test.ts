@@ -64,3 +64,28 @@ test("ktu train: bad input fails with one line naming file and field", () => {
   const noConfig = runKtu(["train"], { cwd: dir });
   assert.equal(noConfig.status, 2);
 });
+
+test("ktu train on a Hugging Face folder (config.json, safetensors, tokenizer.json)", async () => {
+  const { initBackend } = await import("../src/model/backend.ts");
+  const { saveHfModel } = await import("../src/model/hf.ts");
+  const { gpt2TokenizerConfig, gpt2TokenizerJson } = await import("../src/model/hf-tokenizer.ts");
+  const { Rng } = await import("../src/util/rng.ts");
+  await initBackend("wasm");
+  const dir = workspace();
+  const rng = new Rng(3);
+  const r = (n: number, s = 0.1) => Float32Array.from({ length: n }, () => rng.normal() * s);
+  const V = 50257, d = 16, hidden = 32;
+  await saveHfModel(join(dir, "tiny-llama"), {
+    config: { arch: "llama", dim: d, hiddenDim: hidden, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: V, seqLen: 128, normEps: 1e-5, ropeTheta: 10000, ropeStyle: "rotate-half", tiedEmbeddings: true },
+    weights: (() => {
+      const emb = r(V * d, 0.5);
+      return { tokenEmbedding: emb, lmHead: emb, finalNorm: new Float32Array(d).fill(1), layers: [{ attnNorm: new Float32Array(d).fill(1), ffnNorm: new Float32Array(d).fill(1), wq: r(d * d), wk: r(8 * d), wv: r(8 * d), wo: r(d * d), w1: r(hidden * d), w2: r(d * hidden), w3: r(hidden * d) }] };
+    })(),
+  });
+  writeFileSync(join(dir, "tiny-llama", "tokenizer.json"), JSON.stringify(gpt2TokenizerJson()));
+  writeFileSync(join(dir, "tiny-llama", "tokenizer_config.json"), JSON.stringify(gpt2TokenizerConfig));
+  const res = runKtu(["train", "--config", "train.yaml", "model_name_or_path=tiny-llama", "template=default", "num_train_epochs=1", "cutoff_len=64"], { cwd: dir });
+  assert.equal(res.status, 0, res.stderr + res.stdout);
+  assert.match(res.stdout, /step 2\/2  loss/);
+  assert.ok(existsSync(join(dir, "out", "adapter_model.safetensors")));
+});
