@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initBackend } from "../src/model/backend.ts";
+import { initBackend, tf } from "../src/model/backend.ts";
 import { Decoder } from "../src/model/decode.ts";
 import { TfLlama } from "../src/model/llama-tf.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
@@ -108,7 +108,6 @@ test("safetensors: round trip in F32, F16 and BF16, and clear errors for damaged
 
 test("the LoRA op's hand-written gradient equals autodiff of scale * (x A^T) B^T", async () => {
   await initBackend("wasm");
-  const { tf } = await import("../src/model/backend.ts");
   const adapter = LoraAdapter.create(model.config, { rank: 4, alpha: 8, dropout: 0, targets: ["wv"] }, new Rng(2));
   const rng = new Rng(4);
   for (const p of adapter.parameters) p.values.forEach((_, i) => (p.values[i] = rng.normal() * 0.3));
