@@ -205,6 +205,23 @@ test("scoreFiles and the authors' CSV records (comma quirk, stored verdicts)", (
   assert.equal(re.ours.rows[0]!.known_correct, true);
   assert.equal(re.theirs.known_acc, 50);
   assert.equal(re.disagreements.length, 0);
+
+  // The same records as pandas writes them: orient="records" and orient="columns".
+  const records = [
+    { id: "7", context: "c", pos_query: "Who?", pos_answer: "['Smith, John']", neg_query: "When?", M_pos_answer: "Bob", M_pos_answer_correctness: "True", M_neg_answer: "Not provided", M_neg_answer_correctness: "True" },
+  ];
+  const asRecords = join(tmp, "records.json");
+  writeFileSync(asRecords, JSON.stringify(records));
+  const r1 = rescoreAuthorsRecords(asRecords, "2024-08");
+  assert.equal(r1.ours.rows[0]!.known_correct, false);
+  assert.deepEqual(r1.disagreements, [{ id: "7", field: "known_correct", ours: false, theirs: true }]);
+  const asColumns = join(tmp, "columns.json");
+  writeFileSync(asColumns, JSON.stringify(Object.fromEntries(Object.entries(records[0]!).map(([k, v]) => [k, { "0": v }]))));
+  assert.deepEqual(rescoreAuthorsRecords(asColumns, "2024-08").disagreements, r1.disagreements);
+  const cli = runKtu(["eval", "rescore", "--records", asRecords]);
+  assert.equal(cli.status, 0, cli.stderr);
+  const summary = JSON.parse(cli.stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual([summary.model, summary.known_acc, summary.stored_known_acc, summary.disagreements], ["M", 0, 100, 1]);
 });
 
 test("bad input: missing prediction, duplicate id, no answers, unknown id name the id and field", () => {
