@@ -89,3 +89,29 @@ test("ktu train on a Hugging Face folder (config.json, safetensors, tokenizer.js
   assert.match(res.stdout, /step 2\/2  loss/);
   assert.ok(existsSync(join(dir, "out", "adapter_model.safetensors")));
 });
+
+test("ktu train: Ctrl-C stops between steps, saves a checkpoint, and resume_from_checkpoint continues", async () => {
+  const { spawn } = await import("node:child_process");
+  const { repoRoot } = await import("../src/util/paths.ts");
+  const dir = workspace();
+  const code = await new Promise<{ status: number | null; out: string }>((resolve) => {
+    const proc = spawn(process.execPath, [join(repoRoot, "bin", "ktu.js"), "train", "--config", "train.yaml", "num_train_epochs=20"], { cwd: dir });
+    let out = "";
+    let sent = false;
+    proc.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (!sent && /step 2\/40/.test(out)) {
+        sent = true;
+        proc.kill("SIGINT");
+      }
+    });
+    proc.on("exit", (status) => resolve({ status, out }));
+  });
+  assert.equal(code.status, 130, code.out);
+  const stopped = Number(/interrupted after step (\d+); checkpoint/.exec(code.out)?.[1]);
+  assert.ok(stopped >= 2 && stopped < 40, code.out);
+  assert.ok(existsSync(join(dir, "out", `checkpoint-${stopped}`, "trainer_state.json")));
+  const resumed = runKtu(["train", "--config", "train.yaml", "num_train_epochs=20", "resume_from_checkpoint=true", "max_steps=" + (stopped + 2)], { cwd: dir });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stdout, new RegExp(`resumed at step ${stopped} of ${stopped + 2}`));
+});
