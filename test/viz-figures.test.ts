@@ -6,7 +6,7 @@ import { calibrationReport } from "../src/eval/bootstrap.ts";
 import { authorsResultRows, resultRow, resultsTable, sideBySide } from "../src/eval/results.ts";
 import { summarizeRows } from "../src/eval/scoring.ts";
 import { accuracyBarChart, accuracyRowFromScores, outcomeTable, TEMP_PY_ROWS } from "../src/viz/bars.ts";
-import { confidenceHistogram, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
+import { confidenceHistogram, confusionTable, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
 import { repoRoot } from "../src/util/paths.ts";
 import { closePlotlyRenderer } from "../src/viz/plotly.ts";
 
@@ -82,6 +82,12 @@ test("the temp.py chart: three series in the authors' colours, ylim 50-100, ever
   const ticks = (fig.layout as any).xaxis.ticktext as string[];
   assert.match(ticks[0]!, /^GPT-4<br>.*authors \(temp\.py\)/);
   assert.match(ticks[7]!, /^stories260K<br>.*ours: stories260K/);
+});
+
+test("confusion table of decisions at c >= 0.5", () => {
+  const t = confusionTable(hand10.inputs.labels, hand10.inputs.confidences).data[0] as Trace;
+  // Known (y=1): 0.95, 0.82, 0.62, 0.90 answerable, 0.42 not; unknown (y=0): 0.55, 0.85 answerable, three not.
+  assert.deepEqual(t.text, [["4<br>(40.0%)", "1<br>(10.0%)"], ["2<br>(20.0%)", "3<br>(30.0%)"]]);
 });
 
 test("outcome table and arquero results, side by side", () => {

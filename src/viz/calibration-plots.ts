@@ -225,3 +225,48 @@ export function labelMassHistogram(items: readonly { log_label_mass?: number; qu
     },
   );
 }
+
+/**
+ * The 2x2 table of a thresholded confidence: decision c >= threshold ("answerable" / "correct")
+ * against the label, counts and shares of all items, with accuracy in the title.
+ */
+export function confusionTable(
+  labels: readonly number[],
+  confidences: readonly number[],
+  options: { threshold?: number; title?: string; positive?: string; negative?: string } = {},
+): Figure {
+  const t = options.threshold ?? 0.5;
+  const pos = options.positive ?? "answerable";
+  const neg = options.negative ?? "unanswerable";
+  const cell = [
+    [0, 0],
+    [0, 0],
+  ];
+  labels.forEach((y, i) => cell[y === 1 ? 0 : 1]![confidences[i]! >= t ? 0 : 1]!++);
+  const n = labels.length;
+  const acc = n ? (cell[0]![0]! + cell[1]![1]!) / n : 0;
+  return figure(
+    [
+      {
+        type: "heatmap",
+        x: [`predicted ${pos} (c ≥ ${t})`, `predicted ${neg}`],
+        y: [`actually ${pos}`, `actually ${neg}`],
+        z: cell.map((row) => row.map((v) => v / Math.max(1, n))),
+        zmin: 0,
+        zmax: 1,
+        colorscale: "Blues",
+        showscale: false,
+        text: cell.map((row) => row.map((v) => `${v}<br>(${n ? ((100 * v) / n).toFixed(1) : "0.0"}%)`)),
+        texttemplate: "%{text}",
+        hoverinfo: "text",
+      },
+    ],
+    {
+      title: { text: options.title ?? `Decisions at c ≥ ${t}: accuracy ${(100 * acc).toFixed(1)}% (n = ${n})` },
+      width: 520,
+      height: 300,
+      yaxis: { autorange: "reversed" },
+      margin: { l: 140 },
+    },
+  );
+}

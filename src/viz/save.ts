@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { CalibrationReport } from "../eval/bootstrap.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { confidenceHistogram, equalMassReliability, labelMassHistogram, reliabilityDiagram, riskCoverageCurve } from "./calibration-plots.ts";
+import { confidenceHistogram, confusionTable, equalMassReliability, labelMassHistogram, reliabilityDiagram, riskCoverageCurve } from "./calibration-plots.ts";
 import type { Figure } from "./figure.ts";
 import { closePlotlyRenderer, renderPlotlyImage, writePlotlyHtml } from "./plotly.ts";
 
@@ -44,7 +44,7 @@ export interface CalibrationFigureInput {
   name: string;
   description: string;
   report: CalibrationReport;
-  items: readonly { confidence: number; question: string; log_label_mass?: number }[];
+  items: readonly { confidence: number; label: number; question: string; log_label_mass?: number }[];
 }
 
 /** The calibration plots of every confidence source, plus one risk-coverage figure for all. */
@@ -54,6 +54,14 @@ export function calibrationFigures(runs: readonly CalibrationFigureInput[]): { n
     { name: `${r.name}-equal-mass`, figure: equalMassReliability(r.report.equal_mass_bins, { title: `Reliability, equal-mass bins: ${r.name}` }) },
     { name: `${r.name}-histogram`, figure: confidenceHistogram(r.items, { title: `Confidence by question kind: ${r.name}` }) },
     ...(r.items.some((i) => i.log_label_mass !== undefined) ? [{ name: `${r.name}-label-mass`, figure: labelMassHistogram(r.items) }] : []),
+    {
+      name: `${r.name}-decisions`,
+      figure: confusionTable(
+        r.items.map((i) => i.label),
+        r.items.map((i) => i.confidence),
+        r.report.provenance?.target === "correctness" ? { positive: "correct", negative: "wrong", title: `Decisions of ${r.name} at c ≥ 0.5` } : { title: `Decisions of ${r.name} at c ≥ 0.5` },
+      ),
+    },
   ]);
   if (runs.length > 0) figs.push({ name: "risk-coverage", figure: riskCoverageCurve(runs.map((r) => ({ name: r.name, curve: r.report.risk_coverage, aurc: r.report.aurc }))) });
   return figs;
