@@ -273,7 +273,8 @@ export class Decoder {
     rmsnorm(s.xb, s.x, layer.ffnNorm, c.dim, B, c.normEps);
     this.mm(s.hb, s.xb, layer.w1, c.dim, c.hiddenDim, B);
     this.mm(s.hb2, s.xb, layer.w3, c.dim, c.hiddenDim, B);
-    swiglu(s.hb, s.hb2, B * c.hiddenDim);
+    if (this.wasm) this.wasm.swiglu(s.hb.byteOffset, s.hb2.byteOffset, (B * c.hiddenDim + 3) >> 2);
+    else swiglu(s.hb, s.hb2, B * c.hiddenDim);
     this.mm(s.xb, s.hb, layer.w2, c.hiddenDim, c.dim, B);
     addInto(s.x, s.xb, B * c.dim);
   }

@@ -173,25 +173,30 @@ const E_END = 3, E_X = 4, E_FX = 5, E_Y = 6, E_SUM = 7, E_MAXV = 8;
 const f32x4Min = simd(0xe8), f32x4Max = simd(0xe9), f32x4Floor = simd(0x68), f32x4Sub = simd(0xe5);
 const i32x4TruncSat = simd(0xf8), i32x4Add = simd(0xae), i32x4Shl = simd(0xab), i32x4Splat = simd(0x11);
 const splatF = (v: number): number[] => [...f32Const(v), ...f32x4Splat];
+/** y = exp(x) for the v128 local x (already clamped to +-88.38), using fx as scratch; x is clobbered. */
+const expInto = (x: number, fx: number, y: number): number[] => [
+  // fx = floor(x * log2(e) + 0.5); x -= fx * C1 + fx * C2 (ln 2 in two parts)
+  ...[...get(x), ...splatF(1.44269504088896341), ...f32x4Mul, ...splatF(0.5), ...f32x4Add, ...f32x4Floor, ...set(fx)],
+  ...[...get(x), ...get(fx), ...splatF(0.693359375), ...f32x4Mul, ...f32x4Sub, ...get(fx), ...splatF(-2.12194440e-4), ...f32x4Mul, ...f32x4Sub, ...set(x)],
+  // y = ((((p0 x + p1) x + p2) x + p3) x + p4) x + p5; y = y x^2 + x + 1
+  ...[...splatF(1.9875691500e-4), ...get(x), ...f32x4Mul, ...splatF(1.3981999507e-3), ...f32x4Add],
+  ...[...get(x), ...f32x4Mul, ...splatF(8.3334519073e-3), ...f32x4Add],
+  ...[...get(x), ...f32x4Mul, ...splatF(4.1665795894e-2), ...f32x4Add],
+  ...[...get(x), ...f32x4Mul, ...splatF(1.6666665459e-1), ...f32x4Add],
+  ...[...get(x), ...f32x4Mul, ...splatF(5.0000001201e-1), ...f32x4Add],
+  ...[...get(x), ...get(x), ...f32x4Mul, ...f32x4Mul, ...get(x), ...f32x4Add, ...splatF(1), ...f32x4Add, ...set(y)],
+  // times 2^fx, built in the exponent bits
+  ...[...get(y), ...get(fx), ...i32x4TruncSat, ...constI(127), ...i32x4Splat, ...i32x4Add, ...constI(23), ...i32x4Shl, ...f32x4Mul, ...set(y)],
+];
+const clamp = [...splatF(88.3762626647949), ...f32x4Min, ...splatF(-88.3762626647949), ...f32x4Max];
+
 const softmaxBody: number[] = [
   ...[...get(E_ATT), ...get(E_GROUPS), ...constI(4), op.i32Shl, op.i32Add, ...set(E_END)],
   ...[...get(E_MAX), ...f32x4Splat, ...set(E_MAXV), op.i32Const, 0, 0xb2, ...f32x4Splat, ...set(E_SUM)],
   op.block, 0x40, op.loop, 0x40,
   ...[...get(E_ATT), ...get(E_END), op.i32GeU, op.brIf, 1],
-  // x = clamp(att - max)
-  ...[...get(E_ATT), ...v128Load, ...get(E_MAXV), ...f32x4Sub, ...splatF(88.3762626647949), ...f32x4Min, ...splatF(-88.3762626647949), ...f32x4Max, ...set(E_X)],
-  // fx = floor(x * log2(e) + 0.5); x -= fx * C1 + fx * C2 (ln 2 in two parts)
-  ...[...get(E_X), ...splatF(1.44269504088896341), ...f32x4Mul, ...splatF(0.5), ...f32x4Add, ...f32x4Floor, ...set(E_FX)],
-  ...[...get(E_X), ...get(E_FX), ...splatF(0.693359375), ...f32x4Mul, ...f32x4Sub, ...get(E_FX), ...splatF(-2.12194440e-4), ...f32x4Mul, ...f32x4Sub, ...set(E_X)],
-  // y = ((((p0 x + p1) x + p2) x + p3) x + p4) x + p5; y = y x^2 + x + 1
-  ...[...splatF(1.9875691500e-4), ...get(E_X), ...f32x4Mul, ...splatF(1.3981999507e-3), ...f32x4Add],
-  ...[...get(E_X), ...f32x4Mul, ...splatF(8.3334519073e-3), ...f32x4Add],
-  ...[...get(E_X), ...f32x4Mul, ...splatF(4.1665795894e-2), ...f32x4Add],
-  ...[...get(E_X), ...f32x4Mul, ...splatF(1.6666665459e-1), ...f32x4Add],
-  ...[...get(E_X), ...f32x4Mul, ...splatF(5.0000001201e-1), ...f32x4Add],
-  ...[...get(E_X), ...get(E_X), ...f32x4Mul, ...f32x4Mul, ...get(E_X), ...f32x4Add, ...splatF(1), ...f32x4Add, ...set(E_Y)],
-  // times 2^fx, built in the exponent bits
-  ...[...get(E_Y), ...get(E_FX), ...i32x4TruncSat, ...constI(127), ...i32x4Splat, ...i32x4Add, ...constI(23), ...i32x4Shl, ...f32x4Mul, ...set(E_Y)],
+  ...[...get(E_ATT), ...v128Load, ...get(E_MAXV), ...f32x4Sub, ...clamp, ...set(E_X)],
+  ...expInto(E_X, E_FX, E_Y),
   ...[...get(E_ATT), ...get(E_Y), ...v128Store, ...get(E_SUM), ...get(E_Y), ...f32x4Add, ...set(E_SUM)],
   ...[...get(E_ATT), ...constI(16), op.i32Add, ...set(E_ATT), op.br, 0],
   op.end, op.end,
@@ -199,12 +204,27 @@ const softmaxBody: number[] = [
   op.end,
 ];
 
+/** swiglu(gate, up, groups): gate[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up, four at a time. */
+const G_GATE = 0, G_UP = 1, G_GROUPS = 2, G_END = 3, G_X = 4, G_FX = 5, G_Y = 6, G_G = 7;
+const f32x4Div = simd(0xe7), f32x4Neg = simd(0xe1);
+const swigluBody: number[] = [
+  ...[...get(G_GATE), ...get(G_GROUPS), ...constI(4), op.i32Shl, op.i32Add, ...set(G_END)],
+  op.block, 0x40, op.loop, 0x40,
+  ...[...get(G_GATE), ...get(G_END), op.i32GeU, op.brIf, 1],
+  ...[...get(G_GATE), ...v128Load, op.tee, G_G, ...f32x4Neg, ...clamp, ...set(G_X)],
+  ...expInto(G_X, G_FX, G_Y),
+  ...[...get(G_GATE), ...get(G_G), ...get(G_Y), ...splatF(1), ...f32x4Add, ...f32x4Div, ...get(G_UP), ...v128Load, ...f32x4Mul, ...v128Store],
+  ...[...get(G_GATE), ...constI(16), op.i32Add, ...set(G_GATE), ...get(G_UP), ...constI(16), op.i32Add, ...set(G_UP), op.br, 0],
+  op.end, op.end,
+  op.end,
+];
+
 function moduleBytes(): Uint8Array {
   const p6 = (last: number): number[] => vec([[I32], [I32], [I32], [I32], [I32], [last]]);
-  const type = section(1, vec([[0x60, ...p6(I32), 0], [0x60, ...p6(F32), 1, F32], [0x60, ...p6(F32), 0], [0x60, ...vec([[I32], [I32], [F32]]), 1, F32]]));
+  const type = section(1, vec([[0x60, ...p6(I32), 0], [0x60, ...p6(F32), 1, F32], [0x60, ...p6(F32), 0], [0x60, ...vec([[I32], [I32], [F32]]), 1, F32], [0x60, ...vec([[I32], [I32], [I32]]), 0]]));
   const imports = section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x00, 1]])); // memory, min 1 page
-  const funcs = section(3, vec([[0], [1], [2], [3]]));
-  const exports = section(7, vec([[...str("matmul"), 0x00, 0], [...str("scores"), 0x00, 1], [...str("mix"), 0x00, 2], [...str("softmaxExp"), 0x00, 3]]));
+  const funcs = section(3, vec([[0], [1], [2], [3], [4]]));
+  const exports = section(7, vec([[...str("matmul"), 0x00, 0], [...str("scores"), 0x00, 1], [...str("mix"), 0x00, 2], [...str("softmaxExp"), 0x00, 3], [...str("swiglu"), 0x00, 4]]));
   const fn = (locals: number[][], body: number[]): number[] => {
     const full = [...vec(locals), ...body];
     return [...uleb(full.length), ...full];
@@ -216,6 +236,7 @@ function moduleBytes(): Uint8Array {
       fn([[...uleb(4), I32], [...uleb(2), F32], [...uleb(1), V128]], scoresBody),
       fn([[...uleb(6), I32], [...uleb(1), V128]], mixBody),
       fn([[...uleb(1), I32], [...uleb(5), V128]], softmaxBody),
+      fn([[...uleb(1), I32], [...uleb(4), V128]], swigluBody),
     ]),
   );
   return Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
@@ -239,6 +260,7 @@ export interface WasmKernels {
   scores(att: number, q: number, keys: number, n: number, hs: number, scale: number): number;
   mix(out: number, att: number, values: number, n: number, hs: number, inv: number): void;
   softmaxExp(att: number, groups: number, max: number): number;
+  swiglu(gate: number, up: number, groups: number): void;
 }
 
 let compiled: object | null | undefined;
@@ -256,5 +278,5 @@ export function wasmKernels(bytes: number): WasmKernels | undefined {
   const memory = new api.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
   const instance = new api.Instance(compiled, { env: { memory } });
   const e = instance.exports;
-  return { memory, matmul: e.matmul as WasmKernels["matmul"], scores: e.scores as WasmKernels["scores"], mix: e.mix as WasmKernels["mix"], softmaxExp: e.softmaxExp as WasmKernels["softmaxExp"] };
+  return { memory, matmul: e.matmul as WasmKernels["matmul"], scores: e.scores as WasmKernels["scores"], mix: e.mix as WasmKernels["mix"], softmaxExp: e.softmaxExp as WasmKernels["softmaxExp"], swiglu: e.swiglu as WasmKernels["swiglu"] };
 }
