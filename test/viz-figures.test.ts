@@ -60,7 +60,7 @@ test("confidence histograms split by question kind; risk-coverage steps", () => 
   const r = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { draws: 0 });
   const rc = riskCoverageCurve([{ name: "P(Sufficient)", curve: r.risk_coverage, aurc: r.aurc }]);
   const t = rc.data[0] as Trace;
-  assert.equal(t.line.shape, "hv");
+  assert.equal(t.line.shape, "vh");
   assert.deepEqual(t.x, hand10.expected.risk_coverage.coverage);
   assert.match(t.name, /AURC 0\.272/);
 });

@@ -181,7 +181,8 @@ export function riskCoverageCurve(curves: readonly { name: string; curve: RiskCo
     curves.map(({ name, curve, aurc }) => ({
       type: "scatter",
       mode: "lines+markers",
-      line: { shape: "hv" },
+      // The risk of point j holds on (coverage_{j-1}, coverage_j]: vertical first, so the area under the steps is the AURC.
+      line: { shape: "vh" },
       name: aurc === undefined ? name : `${name} (AURC ${aurc.toFixed(3)})`,
       x: curve.coverage,
       y: curve.risk,
@@ -190,6 +191,8 @@ export function riskCoverageCurve(curves: readonly { name: string; curve: RiskCo
     })),
     {
       title: { text: options.title ?? "Selective prediction: risk vs coverage" },
+      showlegend: true,
+      legend: { orientation: "h", y: -0.25 },
       width: 560,
       height: 420,
       xaxis: { range: [0, 1.02], title: { text: "coverage (fraction answered)" } },
