@@ -80,7 +80,7 @@ async function tryBackend(name: BackendName): Promise<void> {
  * otherwise the first that loads in `backendOrder` wins.
  */
 export function initBackend(prefer?: BackendName): Promise<BackendInfo> {
-  const forced = prefer ?? (process.env.KTU_BACKEND as BackendName | undefined);
+  const forced = prefer ?? ((process.env.KTU_BACKEND || undefined) as BackendName | undefined);
   if (forced !== undefined && !backendOrder.includes(forced)) {
     return Promise.reject(new Error(`KTU_BACKEND=${forced} is not one of ${backendOrder.join(", ")}`));
   }
