@@ -56,6 +56,14 @@ test("KV-cache decoding, batched steps and prefill equal the full-sequence forwa
   [0, 5, 11].forEach((t, r) => assert.deepEqual(rows.subarray(r * 512, (r + 1) * 512), full.subarray(t * 512, (t + 1) * 512)));
   assert.deepEqual(caches.map((c) => c.length), [1, 6, 12]);
   assert.throws(() => decoder.step(cache, 9999), /token id 9999 is outside the vocabulary/);
+  // Prompts longer than one prefill pass (64 positions) go through in several passes.
+  const long = Array.from({ length: 150 }, (_, i) => teacher.ids[i % teacher.ids.length]!);
+  const chunked = decoder.forwardAll(long);
+  const one = decoder.newCache();
+  long.forEach((id, t) => assert.deepEqual(decoder.step(one, id), chunked.subarray(t * 512, (t + 1) * 512), `position ${t}`));
+  const last = decoder.newCache();
+  assert.deepEqual(decoder.prefill(last, long), chunked.subarray(149 * 512));
+  assert.equal(last.length, 150);
 });
 
 test("the JavaScript kernel path gives the same logits, and finished sequences give their memory back", () => {

@@ -63,6 +63,9 @@ export interface DecoderOptions {
   kernel?: "wasm" | "js";
 }
 
+/** Positions per batched prefill pass. */
+const PREFILL_ROWS = 64;
+
 export class Decoder {
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
@@ -165,16 +168,24 @@ export class Decoder {
   }
 
   /**
-   * Appends `tokens` to one sequence in a single batched pass; returns the logits of the last position,
-   * or of every fed position ([tokens.length, vocab]) when `all` is set (a view either way).
+   * Appends `tokens` to one sequence, in batched passes of up to PREFILL_ROWS positions (which bounds
+   * the work buffers however long the prompt); returns the logits of the last position (a view, valid
+   * until the next call), or of every fed position ([tokens.length, vocab]) when `all` is set.
    */
   prefill(cache: KvCache, tokens: number[], all = false): Float32Array {
     if (tokens.length === 0) throw new RangeError("prefill needs at least one token");
-    const start = cache.length;
-    const caches = tokens.map(() => cache);
-    const positions = tokens.map((_, i) => start + i);
-    const logits = this.forward(caches, tokens, positions, all ? tokens.length : 1);
-    return logits.subarray(0, (all ? tokens.length : 1) * this.config.vocabSize);
+    const V = this.config.vocabSize;
+    const out = all && tokens.length > PREFILL_ROWS ? new Float32Array(tokens.length * V) : undefined;
+    let logits = new Float32Array(0);
+    for (let i = 0; i < tokens.length; i += PREFILL_ROWS) {
+      const part = tokens.slice(i, i + PREFILL_ROWS);
+      const final = i + PREFILL_ROWS >= tokens.length;
+      const start = cache.length;
+      const rows = all ? part.length : final ? 1 : 0;
+      logits = this.forward(part.map(() => cache), part, part.map((_, k) => start + k), rows).subarray(0, rows * V);
+      out?.set(logits, i * V);
+    }
+    return out ?? logits;
   }
 
   /** Logits at every position of `tokens` from an empty context: [tokens.length, vocab], a fresh array. */
@@ -209,6 +220,7 @@ export class Decoder {
       this.ffnBlock(l, s, B);
     }
     for (let r = 0; r < B; r++) caches[r]!.length = positions[r]! + 1;
+    if (logitRows === 0) return s.logits;
     const last = s.x.subarray((B - logitRows) * dim, B * dim);
     rmsnorm(last, last, w.finalNorm, dim, logitRows, c.normEps);
     this.mm(s.logits, last, w.lmHead, dim, c.vocabSize, logitRows);
