@@ -79,3 +79,27 @@ test("stopping, saving and resuming gives exactly the uninterrupted weights", ()
     for (const k of ["wq", "wk", "wv", "wo", "w1", "w2", "w3", "attnNorm", "ffnNorm"] as const) assert.deepEqual(b.weights.layers[i]![k], l[k], `layer ${i} ${k}`);
   });
 });
+
+test("two threads give the single-thread step up to float rounding", async () => {
+  const { GradientPool } = await import("../src/train/pretrain-parallel.ts");
+  const model = initLlama(config, 5);
+  const single = new FullTrainer(model, { warmupSteps: 1, totalSteps: 4 });
+  const parallel = new FullTrainer(model, { warmupSteps: 1, totalSteps: 4 });
+  const pool = new GradientPool(model, 1);
+  try {
+    for (let s = 0; s < 3; s++) {
+      const a = single.trainStep(copyBatch(s));
+      const b = await pool.trainStep(parallel, copyBatch(s));
+      assert.ok(Math.abs(a.loss - b.loss) < 1e-5, `loss ${a.loss} vs ${b.loss}`);
+    }
+    const wa = single.parameterValues();
+    const wb = parallel.parameterValues();
+    let maxDiff = 0;
+    wa.forEach((w, i) => w.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - wb[i]![j]!)))));
+    assert.ok(maxDiff < 1e-5, `max |weight difference| ${maxDiff}`);
+  } finally {
+    await pool.close();
+    single.dispose();
+    parallel.dispose();
+  }
+});

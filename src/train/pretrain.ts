@@ -67,6 +67,27 @@ export function makeLmBatch(examples: readonly LmExample[], padId = 0): LmBatch 
   return { ids, batch: examples.length, seq, rows: Int32Array.from(rows), targets: Int32Array.from(targets), tokens };
 }
 
+/** Splits a batch into `parts` batches of whole sequences (for data-parallel gradients). */
+export function splitLmBatch(b: LmBatch, parts: number): LmBatch[] {
+  const per = Math.ceil(b.batch / parts);
+  const out: LmBatch[] = [];
+  for (let first = 0; first < b.batch; first += per) {
+    const n = Math.min(per, b.batch - first);
+    const rows: number[] = [];
+    const targets: number[] = [];
+    b.rows.forEach((r, i) => {
+      const seqIndex = Math.floor(r / b.seq);
+      if (seqIndex >= first && seqIndex < first + n) {
+        rows.push(r - first * b.seq);
+        targets.push(b.targets[i]!);
+      }
+    });
+    const ids = b.ids.slice(first * b.seq, (first + n) * b.seq);
+    out.push({ ids, batch: n, seq: b.seq, rows: Int32Array.from(rows), targets: Int32Array.from(targets), tokens: Math.round((b.tokens * n) / b.batch) });
+  }
+  return out;
+}
+
 /** GPT-2 style initialisation: N(0, 0.02), output projections scaled by 1/sqrt(2 layers), norms at 1. */
 export function initLlama(config: LlamaConfig, seed: number): LlamaModelData {
   const rng = new Rng(seed);
@@ -276,25 +297,45 @@ export class FullTrainer {
     return tf.tidy(() => crossEntropy(this.forward(b.ids, b.batch, b.seq, b.rows), b.targets, 1 / b.rows.length).dataSync()[0]!);
   }
 
+  /** Loss and gradients of `scale` x (sum of token losses of the batch), in parameter order. */
+  gradients(b: LmBatch, scale = 1 / b.rows.length): { loss: number; values: Float32Array[] } {
+    if (b.rows.length === 0) return { loss: 0, values: this.params.map((q) => new Float32Array(q.variable.size)) };
+    return tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(this.forward(b.ids, b.batch, b.seq, b.rows), b.targets, scale), this.params.map((q) => q.variable));
+      return { loss: value.dataSync()[0]!, values: this.params.map((q) => Float32Array.from(grads[q.variable.name]!.dataSync() as Float32Array)) };
+    });
+  }
+
+  /** Current parameter values in parameter order (copies). */
+  parameterValues(): Float32Array[] {
+    return this.params.map((q) => Float32Array.from(q.variable.dataSync() as Float32Array));
+  }
+
+  setParameterValues(values: readonly Float32Array[]): void {
+    this.params.forEach((q, i) => q.variable.assign(tf.tensor(values[i]!, q.variable.shape)));
+  }
+
   /** One AdamW step on the batch's mean token loss. */
   trainStep(b: LmBatch): TrainStepResult {
     const t0 = performance.now();
+    const { loss, values } = this.gradients(b);
+    return this.applyGradients(loss, values, b.tokens, t0);
+  }
+
+  /** AdamW (torch arithmetic) with global-norm clipping, from gradients of the mean loss. */
+  applyGradients(loss: number, grads: readonly Float32Array[], tokens: number, t0 = performance.now()): TrainStepResult {
     const o = this.optim;
     const lr = this.learningRateAt(this.step);
-    const grads = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => crossEntropy(this.forward(b.ids, b.batch, b.seq, b.rows), b.targets, 1 / b.rows.length), this.params.map((q) => q.variable));
-      return { loss: value.dataSync()[0]!, values: this.params.map((q) => grads[q.variable.name]!.dataSync() as Float32Array) };
-    });
-    if (!Number.isFinite(grads.loss)) throw new Error(`step ${this.step + 1}: loss is ${grads.loss}; lower the learning rate (now ${o.learningRate})`);
+    if (!Number.isFinite(loss)) throw new Error(`step ${this.step + 1}: loss is ${loss}; lower the learning rate (now ${o.learningRate})`);
     let sq = 0;
-    for (const g of grads.values) for (let j = 0; j < g.length; j++) sq += g[j]! * g[j]!;
+    for (const g of grads) for (let j = 0; j < g.length; j++) sq += g[j]! * g[j]!;
     const gradNorm = Math.sqrt(sq);
     const clip = o.maxGradNorm > 0 ? Math.min(1, o.maxGradNorm / (gradNorm + 1e-6)) : 1;
     const t = ++this.step;
     const bc1 = 1 - Math.pow(o.beta1, t);
     const sqrtBc2 = Math.sqrt(1 - Math.pow(o.beta2, t));
     this.params.forEach((q, i) => {
-      const g = grads.values[i]!;
+      const g = grads[i]!;
       const m = this.m[i]!;
       const v = this.v[i]!;
       const w = q.variable.dataSync() as Float32Array;
@@ -308,7 +349,7 @@ export class FullTrainer {
       }
       q.variable.assign(tf.tensor(out, q.variable.shape));
     });
-    return { step: t, loss: grads.loss, lr, gradNorm, tokens: b.tokens, ms: performance.now() - t0 };
+    return { step: t, loss, lr, gradNorm, tokens, ms: performance.now() - t0 };
   }
 
   /** The weights as the shared contract (a copy), e.g. for saveLlama2c or the decoder. */
