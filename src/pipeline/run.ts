@@ -139,7 +139,7 @@ async function runSeedWorkers(options: PipelineOptions): Promise<void> {
   const queue = chains.flatMap((arms) => options.seeds.map((seed) => ({ seed, arms })));
   const runOne = (task: { seed: number; arms: PipelineArmId[] }) =>
     new Promise<void>((done, fail) => {
-      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: "inherit" });
       child.on("error", fail);
       child.on("exit", (code, signal) => (code === 0 ? done() : fail(new Error(`the worker for seed ${task.seed} (${task.arms.join(", ")}) stopped (${signal ?? `exit code ${code}`}); run again to continue`))));
     });
