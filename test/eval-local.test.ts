@@ -36,7 +36,7 @@ test("in-process source: label probabilities from the decoder's continuation log
 
 test("ktu eval run --model on stories260K writes predictions and scores", () => {
   const out = join(tmp, "run");
-  const r = runKtu(["eval", "run", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--fit-context", "--max-tokens", "8", "--prompt", "normal"]);
+  const r = runKtu(["eval", "run", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--max-tokens", "8", "--prompt", "normal"]);
   assert.equal(r.status, 0, r.stderr);
   const preds = readFileSync(join(out, "predictions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   assert.equal(preds.length, 2);
@@ -45,6 +45,11 @@ test("ktu eval run --model on stories260K writes predictions and scores", () => 
   assert.equal(summary.n, 2);
   const scores = JSON.parse(readFileSync(join(out, "scores.json"), "utf8"));
   assert.match(scores.config.source, /^local:.*stories260K\.bin@.*:fit-context$/);
+  assert.equal(scores.config.cut_prompts, 4, "every real ASQA prompt is longer than stories260K's 512 positions");
+  assert.match(r.stderr, /4 prompt\(s\) were cut from the left/);
+  const strict = runKtu(["eval", "run", "--benchmark", benchmark, "--model", model, "--out", join(tmp, "run-strict"), "--limit", "1", "--max-tokens", "8", "--no-fit-context"]);
+  assert.equal(strict.status, 1);
+  assert.match(strict.stderr, /id 0, field pos_prediction: the prompt has \d+ tokens but the model's context is 512 positions/);
   // The scorer gives the same numbers from the saved file.
   const rescored = runKtu(["eval", "score", "--benchmark", benchmark, "--predictions", join(out, "predictions.jsonl"), "--partial"]);
   assert.equal(rescored.status, 0, rescored.stderr);

@@ -8,7 +8,7 @@ import { AnswerCache } from "./cache.ts";
 import { SEED_DECODE } from "./generator.ts";
 import { readBenchmark } from "./io.ts";
 import { roundPy } from "./python.ts";
-import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { cutPromptsNote, optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { runCognitionCheck, runSamplingBaseline, runValidationBaseline, type RunError } from "./runner.ts";
 import { DEFAULT_METRIC, harmonicMean, METRIC_VARIANTS } from "./scoring.ts";
 
@@ -60,7 +60,7 @@ ${sourceHelp}
       const unknown = n ? (100 * scored.filter((s) => s.unknown_correct).length) / n : 0;
       const summary = { n, known_acc: roundPy(known), unknown_acc: roundPy(unknown), overall: roundPy(harmonicMean(known, unknown)), kind, metric, seed_bugs: seedBugs, errors: errors.length };
       await writeJsonlAtomic(join(out, "predictions.jsonl"), scored);
-      await writeJsonAtomic(join(out, "scores.json"), { ...summary, source: source.id });
+      await writeJsonAtomic(join(out, "scores.json"), { ...summary, source: source.id, ...cutPromptsNote(source) });
       process.stdout.write(JSON.stringify(summary) + "\n");
       finish(errors, n, out);
     } finally {
@@ -98,7 +98,7 @@ ${sourceHelp}
       const s = scoreCognitionCheck(r.replies.map((x) => ({ ...x, id: String(x.id) })));
       const summary = { n: s.n, skipped: s.skipped, pos_acc: roundPy(s.pos_acc), neg_acc: roundPy(s.neg_acc), errors: r.errors.length };
       await writeJsonlAtomic(join(out, "replies.jsonl"), r.replies);
-      await writeJsonAtomic(join(out, "scores.json"), { ...summary, source: source.id });
+      await writeJsonAtomic(join(out, "scores.json"), { ...summary, source: source.id, ...cutPromptsNote(source) });
       process.stdout.write(JSON.stringify(summary) + "\n");
       finish(r.errors, r.replies.length, out);
     } finally {

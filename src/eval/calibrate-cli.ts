@@ -10,7 +10,7 @@ import { AnswerCache } from "./cache.ts";
 import { answerLogprobConfidences, answerProbabilityConfidences, sufficiencyConfidences, type CalibrateOptions, type ConfidenceRun } from "./calibrate.ts";
 import { SEED_DECODE } from "./generator.ts";
 import { readBenchmark } from "./io.ts";
-import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { cutPromptsNote, optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { METRIC_VARIANTS } from "./scoring.ts";
 // The CLI is glue: it writes the plots that src/viz draws from these results.
 import { saveCalibrationFigures } from "../viz/save.ts";
@@ -121,6 +121,7 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
       seed,
       draws,
       resampling_unit: "ASQA sample_id when present, else benchmark row",
+      ...cutPromptsNote(source),
       results: results.map(({ run, report, reason }) => ({ ...run, report, ...(reason ? { reason } : {}) })),
     });
     await writeJsonAtomic(join(out, "confidences.json"), Object.fromEntries(results.map((r) => [r.run.source, r.items])));

@@ -21,6 +21,8 @@ export interface LocalSourceOptions {
 
 export class LocalModelSource implements AnswerSource {
   readonly id: string;
+  /** Prompts cut to fit so far, so that a run can say how many answers saw a shortened prompt. */
+  cutPrompts = 0;
 
   constructor(
     id: string,
@@ -37,7 +39,9 @@ export class LocalModelSource implements AnswerSource {
     const seqLen = decoderFor(this.model).config.seqLen;
     const ids = this.tokenizer.encode(prompt, { bos: true });
     const room = seqLen - Math.min(maxNewTokens, Math.floor(seqLen / 4));
-    return ids.length <= room ? ids : [ids[0]!, ...ids.slice(ids.length - room + 1)];
+    if (ids.length <= room) return ids;
+    this.cutPrompts++;
+    return [ids[0]!, ...ids.slice(ids.length - room + 1)];
   }
 
   async complete(prompts: string[], opts: DecodeOptions): Promise<string[]> {

@@ -5,7 +5,7 @@ import { defineCommand, optionalChoice, optionalNumber, requireString, type Comm
 import { InputError } from "../util/errors.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { AnswerCache } from "./cache.ts";
-import { optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { cutPromptsNote, optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { loadRTuningItems, rtuningAveragePrecision, runRTuning, RTUNING_TASKS, type RTuningResult } from "./rtuning.ts";
 
 const rtuning = defineCommand({
@@ -33,7 +33,7 @@ The last line of stdout is {"task", "n", "accuracy", "average_precision"}.`,
       await writeJsonAtomic(join(out, "results.json"), r.results);
       await writeJsonAtomic(join(out, "outputs.json"), r.outputs);
       const summary = { task, domain, n: r.n, accuracy: r.accuracy, average_precision: r.average_precision, source: source.id, seed_bugs: values["seed-bugs"] === true, errors: r.errors.length };
-      await writeJsonAtomic(join(out, "ap.json"), { ...summary, error_list: r.errors });
+      await writeJsonAtomic(join(out, "ap.json"), { ...summary, ...cutPromptsNote(source), error_list: r.errors });
       process.stdout.write(JSON.stringify(summary) + "\n");
       if (r.errors.length) throw new Error(`${r.errors.length} question(s) failed; first: id ${r.errors[0]!.id}: ${r.errors[0]!.message}`);
     } finally {

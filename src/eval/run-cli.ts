@@ -20,6 +20,14 @@ export function optionalCount(values: OptionValues, name: string, command: strin
   return n;
 }
 
+/** The note for prompts that an in-process model saw cut to fit its context (empty when none). */
+export function cutPromptsNote(source: AnswerSource): { cut_prompts?: number } {
+  const cut = (source as { cutPrompts?: number }).cutPrompts;
+  if (!cut) return {};
+  process.stderr.write(`note: ${cut} prompt(s) were cut from the left to fit the model's context (--no-fit-context to fail instead)\n`);
+  return { cut_prompts: cut };
+}
+
 /** llama2.c's convention: tokenizer.bin next to the checkpoint, else the one tok*.bin there. */
 export function defaultTokenizer(modelPath: string, command: string): string {
   const dir = dirname(modelPath);
@@ -51,7 +59,9 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
     const tokenizer = typeof values.tokenizer === "string" && values.tokenizer !== "" ? values.tokenizer : defaultTokenizer(model, command);
     // Loaded on demand, so endpoint runs never load the model code.
     const { loadLocalSource } = await import("./local-source.ts");
-    return loadLocalSource(model, tokenizer, { fitContext: values["fit-context"] === true });
+    // On by default: a tiny model cannot see a whole ASQA passage, and failing every row helps no
+    // one; the number of cut prompts is reported and --no-fit-context makes them errors instead.
+    return loadLocalSource(model, tokenizer, { fitContext: values["no-fit-context"] !== true });
   }
   throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE --tokenizer FILE`);
 }
@@ -66,12 +76,14 @@ export const sourceOptions = {
   "timeout-ms": { type: "string" },
   retries: { type: "string" },
   "fit-context": { type: "boolean" },
+  "no-fit-context": { type: "boolean" },
   system: { type: "string" },
 } as const;
 
 export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process; --tokenizer FILE (default:
                       tokenizer.bin or the one tok*.bin next to it)
-  --fit-context       cut prompts longer than the model's context from the left (tiny models)
+  --no-fit-context    fail on prompts longer than the model's context; by default they are cut
+                      from the left (tiny models such as stories260K) and the count is reported
   --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);
                       the API key, if any, comes from KTU_API_KEY or OPENAI_API_KEY
   --model-name NAME   the endpoint's model name
@@ -155,6 +167,7 @@ finished rows are kept, and the command exits 1 naming the first failed id and f
         cache: cachePath,
         answers_cached_before: cachedBefore,
         answers_cached_after: cache.size,
+        ...cutPromptsNote(source),
       };
       await writeJsonAtomic(join(out, "scores.json"), { ...summary, errors: errors.length, config, rows: report.rows });
       process.stdout.write(JSON.stringify(summary) + "\n");
