@@ -23,7 +23,8 @@ export {
 } from "./generate.ts";
 // TF.js side (training, batch scoring), loaders and formats.
 export { initBackend, currentBackend, describeBackend, backendOrder, type BackendName, type BackendInfo } from "./backend.ts";
-export { TfLlama, FrozenLinear, crossEntropy, checkLlamaModelData, projectionShape, ropeTables, type ProjectionAdapter, type ForwardOptions, type TfLlamaOptions, type AttentionMode } from "./llama-tf.ts";
+export { FrozenLinear, crossEntropy, selectRows } from "./tf-ops.ts";
+export { TfLlama, checkLlamaModelData, projectionShape, ropeTables, type ProjectionAdapter, type ForwardOptions, type TfLlamaOptions, type AttentionMode } from "./llama-tf.ts";
 export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, tensorToFloat32, requireFloatTensor, type SafetensorsFile, type SafetensorsEntry, type SafetensorsInput, type SafetensorsDtype } from "./safetensors.ts";
 export { loadHfModel, saveHfModel, readHfConfig, interleavedToRotateHalf } from "./hf.ts";
 export { HfTokenizer } from "./hf-tokenizer.ts";
@@ -31,3 +32,4 @@ export { chatTemplates, getChatTemplate, encodeChatTurns, renderChat, chatTempla
 export { openModel, type OpenedModel } from "./open.ts";
 export { TfGpt2, randomGpt2, saveGpt2, loadGpt2, type Gpt2Config, type Gpt2ModelData, type Gpt2LayerWeights, type Gpt2Cache } from "./gpt2.ts";
 export { generateParallel, type ParallelOptions } from "./parallel.ts";
+export { BpeTokenizer, trainBpe, serializeBpe, saveBpe, charsPerToken, type BpeVocab, type BpeTrainOptions } from "./bpe.ts";

@@ -1,5 +1,8 @@
 import { attentionBackward, attentionForward, type AttentionShape, type RopeTable } from "./attention-js.ts";
 import { tf } from "./backend.ts";
+import { FrozenLinear, selectRows } from "./tf-ops.ts";
+
+export { crossEntropy, FrozenLinear } from "./tf-ops.ts";
 import type { LlamaConfig, LlamaModelData, LlamaProjection, LlamaWeights } from "./types.ts";
 
 /**
@@ -14,34 +17,6 @@ export interface ProjectionAdapter {
   has(layer: number, projection: LlamaProjection): boolean;
   /** x: [N, in] -> [N, out]. Called inside the caller's tidy/gradient scope. */
   delta(layer: number, projection: LlamaProjection, x: tf.Tensor2D): tf.Tensor2D;
-}
-
-/**
- * A frozen weight kept in both layouts: [in, out] for the forward product and [out, in] for the input
- * gradient. On the wasm backend a matMul with a transpose flag runs 7-10x slower than a plain one (it
- * takes a slow non-XNNPACK path), and autodiff of x @ W would use one in the backward pass.
- */
-export class FrozenLinear {
-  readonly wt: tf.Tensor2D;
-  readonly w: tf.Tensor2D;
-  constructor(w: Float32Array, out: number, inp: number) {
-    this.w = tf.tensor2d(w, [out, inp]);
-    this.wt = tf.tidy(() => tf.transpose(this.w)) as tf.Tensor2D;
-  }
-
-  apply(x: tf.Tensor2D): tf.Tensor2D {
-    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-      save([]);
-      return { value: tf.matMul(input, this.wt), gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.matMul(dy as tf.Tensor2D, this.w) };
-    });
-    return f(x) as tf.Tensor2D;
-  }
-
-  dispose(): void {
-    this.w.dispose();
-    this.wt.dispose();
-  }
 }
 
 interface LayerTensors {
@@ -127,56 +102,6 @@ export function ropeTables(c: LlamaConfig, seq: number): { cos: Float32Array; si
     rotate[a * hs + b] = 1; // out[b] gets +x[a]
   }
   return { cos, sin, rotate };
-}
-
-/**
- * Rows (flat positions) whose logits a loss needs, picked with a gradient that works on every backend.
- * Index tensors are made from the array inside each half: tensors a gradient function closes over
- * would be disposed when the forward pass's scope ends.
- */
-function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
-  const [n, d] = x.shape;
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    save([]);
-    return {
-      value: tf.gather(input, tf.tensor1d(rows, "int32")),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], "int32"), dy as tf.Tensor, [n, d]),
-    };
-  });
-  return f(x) as tf.Tensor2D;
-}
-
-/**
- * Mean cross-entropy over the given targets from logits [N, V], with the gradient written out
- * (softmax - onehot) instead of through gather's gradient, which the wasm backend lacks.
- */
-export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weight: number): tf.Scalar {
-  const [n, v] = logits.shape;
-  if (targets.length !== n) throw new Error(`crossEntropy: ${targets.length} targets for ${n} rows`);
-  const flat = new Int32Array(n);
-  const pairs = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    flat[i] = i * v + targets[i]!;
-    pairs[2 * i] = i;
-    pairs[2 * i + 1] = targets[i]!;
-  }
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const lse = tf.logSumExp(input, 1);
-    const picked = tf.gather(tf.reshape(input, [-1]), tf.tensor1d(flat, "int32"));
-    save([input, lse]);
-    return {
-      value: tf.mul(tf.sum(tf.sub(lse, picked)), weight),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [x, s] = saved as [tf.Tensor2D, tf.Tensor1D];
-        const probs = tf.exp(tf.sub(x, tf.reshape(s, [-1, 1])));
-        const onehot = tf.scatterND(tf.tensor2d(pairs, [n, 2], "int32"), tf.ones([n]), [n, v]);
-        return tf.mul(tf.sub(probs, onehot), tf.mul(dy as tf.Tensor, weight));
-      },
-    };
-  });
-  return f(logits) as tf.Scalar;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { tf } from "../model/backend.ts";
-import { crossEntropy, type TfLlama } from "../model/llama-tf.ts";
+import type { TfLlama } from "../model/llama-tf.ts";
+import { crossEntropy } from "../model/tf-ops.ts";
 import type { Rng } from "../util/rng.ts";
 import { IGNORE_INDEX, type SftExample } from "./dataset.ts";
 import type { LoraAdapter } from "./lora.ts";
