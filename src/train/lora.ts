@@ -251,7 +251,8 @@ export function mergeLora(base: LlamaModelData, adapter: LoraAdapter): LlamaMode
       const b = adapter.parameters.find((x) => x.layer === l && x.projection === p && x.kind === "B")!.values;
       const [out, inp] = projectionShape(c, p);
       const r = adapter.settings.rank;
-      const w = Float32Array.from(layer[p]);
+      // Accumulated in double and rounded once, so the merged weight is the nearest float to W + s B A.
+      const w = Float64Array.from(layer[p]);
       for (let i = 0; i < out; i++) {
         for (let k = 0; k < r; k++) {
           const bik = b[i * r + k]! * adapter.scale;
@@ -261,7 +262,7 @@ export function mergeLora(base: LlamaModelData, adapter: LoraAdapter): LlamaMode
           for (let j = 0; j < inp; j++) w[row + j] = w[row + j]! + bik * a[arow + j]!;
         }
       }
-      merged[p] = w;
+      merged[p] = Float32Array.from(w);
     }
     return merged;
   });
