@@ -198,6 +198,23 @@ test("continuation log-probabilities equal run.c's teacher-forced target log-pro
   assert.deepEqual(girl.tokens, teacher.ids.slice(10, 16));
   assert.ok(Math.abs(girl.sum - teacher.target_logprobs.slice(9, 15).reduce((a, b) => a + b)) < 1e-4);
   assert.ok(girl.logprobs[0]! > split[1]!.logprobs[0]!, "after 'a little', ' girl' is likelier than ' boy'");
+  // A continuation that merges with the prompt's last characters is scored on the merged tokens.
+  const prompt = "Once upon a ti";
+  const conts = ["me, there", " was", "ny dog", "me"];
+  const ctxIds = tok.encode(prompt);
+  continuationLogprobs(model, tok, prompt, conts).forEach((score, i) => {
+    const whole = tok.encode(prompt + conts[i]!);
+    let k = 0;
+    while (k < ctxIds.length && k < whole.length - 1 && whole[k] === ctxIds[k]) k++;
+    const all = decoder.forwardAll(whole);
+    const expected = whole.slice(k).map((id, j) => {
+      const row = all.subarray((k + j - 1) * 512, (k + j) * 512);
+      const max = Math.max(...row);
+      return row[id]! - (max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0)));
+    });
+    assert.deepEqual(score.tokens, whole.slice(k), conts[i]);
+    score.logprobs.forEach((lp, j) => assert.ok(Math.abs(lp - expected[j]!) < 1e-5, `${conts[i]} token ${j}`));
+  });
   const top = nextTokenLogprobs(model, tok, "Once upon a time, there was a little", 3);
   assert.equal(top[0]!.token, girl.tokens[0]);
   assert.ok(Math.abs(top[0]!.logprob - girl.logprobs[0]!) < 1e-9);

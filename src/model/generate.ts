@@ -363,13 +363,20 @@ export function continuationLogprobs(model: DecodeModel, tokenizer: Tokenizer, p
   if (longest > decoder.config.seqLen) throw new RangeError(`prompt and continuation need ${longest} tokens but the model's context is ${decoder.config.seqLen} positions`);
   const cache = decoder.newCache(longest);
   const V = decoder.config.vocabSize;
-  const ctxLogits = decoder.prefill(cache, ctx, true).slice();
-  // Context positions still in the cache: a continuation that re-tokenizes the prompt's tail overwrites them.
-  let valid = ctx.length;
-  const scores = wholes.map((whole) => {
+  const ks = wholes.map((whole) => {
     let k = 0;
     while (k < ctx.length && k < whole.length - 1 && whole[k] === ctx[k]) k++;
     if (k === 0) throw new RangeError("continuationLogprobs needs at least one context token (use bos)");
+    return k;
+  });
+  // Logits are needed only from the earliest position a continuation is predicted from.
+  const from = Math.min(...ks) - 1;
+  if (from > 0) decoder.prefill(cache, ctx.slice(0, from));
+  const ctxLogits = decoder.prefill(cache, ctx.slice(from), true).slice();
+  // Context positions still in the cache: a continuation that re-tokenizes the prompt's tail overwrites them.
+  let valid = ctx.length;
+  const scores = wholes.map((whole, w) => {
+    const k = ks[w]!;
     const tokens = whole.slice(k);
     const start = Math.min(valid, k);
     cache.truncate(start);
@@ -378,7 +385,7 @@ export function continuationLogprobs(model: DecodeModel, tokenizer: Tokenizer, p
     valid = k;
     const logprobs = tokens.map((token, i) => {
       const p = k + i - 1; // the position whose logits predict this token
-      const row = p < start ? ctxLogits.subarray(p * V, (p + 1) * V) : rest.subarray((p - start) * V, (p - start + 1) * V);
+      const row = p < start ? ctxLogits.subarray((p - from) * V, (p - from + 1) * V) : rest.subarray((p - start) * V, (p - start + 1) * V);
       return row[token]! - logSumExp(row);
     });
     const sum = logprobs.reduce((a, b) => a + b, 0);
