@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import { compactCognitionPrompt, compactQaPrompt } from "../src/data/compact-prompts.ts";
 import { loadReaderData, type ReaderData } from "../src/data/reader-data.ts";
-import { copyTask, cropAround, drawTask, memberTask, recallTask, spanTask, wordPools, type WordPools } from "../src/data/synthetic.ts";
+import { compactQaPrompt } from "../src/pipeline/compact.ts";
+import { copyTask, cropWindow, drawTask, memberTask, recallTask, spanTask, wordPools, type WordPools } from "../src/data/synthetic.ts";
 import { Rng } from "../src/util/rng.ts";
 
 let data: ReaderData;
@@ -23,7 +23,7 @@ test("reader data keeps the held-apart text out of training", () => {
 });
 
 test("generators are deterministic under a seed and differ across seeds", () => {
-  const source = { pools, qa: data.qaTrain, maxContextChars: 600 };
+  const source = { pools, qa: data.qaTrain, maxContextChars: 600, qaPrompt: compactQaPrompt };
   const draw = (seed: number) => {
     const rng = new Rng(seed);
     return Array.from({ length: 40 }, () => drawTask(rng, { copy: 1, recall: 1, member: 1, span: 1 }, source));
@@ -52,12 +52,10 @@ test("each task's answer is the right one", () => {
 test("span tasks crop around the answer and keep it", () => {
   const rng = new Rng(9);
   for (let i = 0; i < 300; i++) {
-    const e = spanTask(rng, data.qaTrain, 300);
-    const context = /\nCONTEXTS: ([\s\S]*)\nANSWER:$/.exec(e.prompt)![1]!;
+    const e = spanTask(rng, data.qaTrain, 300, compactQaPrompt);
+    const context = /\nCONTEXT: ([\s\S]*)\nANSWER:$/.exec(e.prompt)![1]!;
     assert.ok(context.includes(e.answer.trim()), `answer ${e.answer} cut out`);
     assert.ok(context.length <= 300, `${context.length} chars`);
   }
-  assert.equal(cropAround("short text", "text", 100), "short text");
-  assert.equal(compactQaPrompt("C", "Q"), "Question Answering Task. If the context is not sufficient to answer the question, please answer it with 'Not Provided'.\nQUESTION: Q\nCONTEXTS: C\nANSWER:");
-  assert.equal(compactCognitionPrompt("C", "Q"), "Cognition Assessment Task.\nQUERY: Q\nCONTEXT: C\nANSWER:");
+  assert.equal(cropWindow("short text", "text", 100), "short text");
 });

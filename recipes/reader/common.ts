@@ -11,6 +11,7 @@ import { Decoder } from "../../src/model/decode.ts";
 import { argmax } from "../../src/model/sampler.ts";
 import type { LlamaModelData } from "../../src/model/types.ts";
 import { makeLmBatch, type LmBatch, type LmExample } from "../../src/train/pretrain.ts";
+import { compactQaPrompt } from "../../src/pipeline/compact.ts";
 import { Rng } from "../../src/util/rng.ts";
 import type { ReaderRecipe, ReaderStage } from "./config.ts";
 
@@ -56,7 +57,7 @@ export function stageAt(recipe: ReaderRecipe, step: number): ReaderStage {
 export const totalSteps = (recipe: ReaderRecipe): number => recipe.stages.reduce((n, s) => n + s.steps, 0);
 
 export function mixtureSource(recipe: ReaderRecipe, ctx: ReaderContext): MixtureSource {
-  return { pools: ctx.pools, qa: ctx.data.qaTrain, maxContextChars: recipe.maxContextChars };
+  return { pools: ctx.pools, qa: ctx.data.qaTrain, maxContextChars: recipe.maxContextChars, qaPrompt: compactQaPrompt };
 }
 
 /** The batch of global step `step`: one task drawn by the stage's weights, then B examples of it. */

@@ -15,9 +15,9 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { COMPACT_INSUFFICIENT, COMPACT_SUFFICIENT, compactCognitionPrompt, compactQaPrompt } from "../../src/data/compact-prompts.ts";
 import type { BenchmarkRow } from "../../src/data/benchmark.ts";
-import { cropAround, type TaskExample } from "../../src/data/synthetic.ts";
+import { cropWindow, type TaskExample } from "../../src/data/synthetic.ts";
+import { COMPACT_LABELS, compactCognitionPrompt, compactQaPrompt } from "../../src/pipeline/compact.ts";
 import { auroc } from "../../src/eval/calibration.ts";
 import { isKnownCorrect, isRefusal } from "../../src/eval/scoring.ts";
 import { initBackend } from "../../src/model/backend.ts";
@@ -84,16 +84,16 @@ const majorityShare = (outputs: readonly string[]): number => {
 
 // 1. Extractive QA on held-apart passages.
 const qaItems = ctx.data.qaTest.slice(0, values["qa-limit"] ? Number(values["qa-limit"]) : undefined);
-const qaAnswers = greedyAnswers(base, tok, qaItems.map((q) => compactQaPrompt(cropAround(q.context, q.answer, recipe.maxContextChars), q.question)));
+const qaAnswers = greedyAnswers(base, tok, qaItems.map((q) => compactQaPrompt(q.question, cropWindow(q.context, q.answer, recipe.maxContextChars))));
 const em = qaItems.filter((q, i) => qaAnswers[i]!.trim() === q.answer.trim()).length;
 const extractive = { n: qaItems.length, exactMatch: em / qaItems.length, wilson95: wilson(em, qaItems.length), majorityShare: majorityShare(qaAnswers), examples: qaItems.slice(0, 5).map((q, i) => ({ question: q.question, gold: q.answer, output: qaAnswers[i] })) };
 console.log(`extractive QA (held-apart HotpotQA, n=${em}/${qaItems.length}): EM ${extractive.exactMatch.toFixed(3)} [${extractive.wilson95.map((x) => x.toFixed(3)).join(", ")}], majority output share ${extractive.majorityShare.toFixed(2)}`);
 
 // The benchmark rows, cropped around the known answer (the same window for both questions of a row).
-const crop = (r: BenchmarkRow): string => cropAround(r.context, r.pos_answer.find((a) => r.context.includes(a)) ?? "", recipe.maxContextChars);
+const crop = (r: BenchmarkRow): string => cropWindow(r.context, r.pos_answer.find((a) => r.context.includes(a)) ?? "", recipe.maxContextChars);
 const cognitionRows = (rows: readonly BenchmarkRow[]) => rows.flatMap((r) => [
-  { row: r, label: 1, prompt: compactCognitionPrompt(crop(r), r.pos_query), answer: COMPACT_SUFFICIENT },
-  { row: r, label: 0, prompt: compactCognitionPrompt(crop(r), r.neg_query), answer: COMPACT_INSUFFICIENT },
+  { row: r, label: 1, prompt: compactCognitionPrompt(r.pos_query, crop(r)), answer: COMPACT_LABELS.sufficient },
+  { row: r, label: 0, prompt: compactCognitionPrompt(r.neg_query, crop(r)), answer: COMPACT_LABELS.insufficient },
 ]);
 
 // Word overlap: the share of a question's words (3+ letters) found in the passage.
@@ -146,8 +146,8 @@ function continuationLogprob(dec: Decoder, prompt: string, answer: string): numb
 
 function qaArm(model: LlamaModelData) {
   const rows = ctx.data.benchmarkTest;
-  const known = greedyAnswers(model, tok, rows.map((r) => compactQaPrompt(crop(r), r.pos_query)));
-  const unknown = greedyAnswers(model, tok, rows.map((r) => compactQaPrompt(crop(r), r.neg_query)));
+  const known = greedyAnswers(model, tok, rows.map((r) => compactQaPrompt(r.pos_query, crop(r))));
+  const unknown = greedyAnswers(model, tok, rows.map((r) => compactQaPrompt(r.neg_query, crop(r))));
   const scored = rows.map((r, i) => ({ row: r, known: isKnownCorrect(known[i]!, r.pos_answer, "strict") ? 1 : 0, unknown: isRefusal(unknown[i]!) ? 1 : 0 }));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const k = (ts: typeof scored) => mean(ts.map((t) => t.known));
@@ -159,12 +159,12 @@ const baseArm = qaArm(base);
 console.log(`base: known ${baseArm.known.toFixed(3)} [${baseArm.knownCi95.map((x) => x.toFixed(2))}], unknown ${baseArm.unknown.toFixed(3)} [${baseArm.unknownCi95.map((x) => x.toFixed(2))}], majority output ${baseArm.majorityShare.toFixed(2)}`);
 const perSeed = [];
 const stage1Train = cognitionRows(ctx.data.benchmarkTrain).map((c) => ({ task: "cognition", prompt: c.prompt, answer: c.answer }));
-const stage2Train = ctx.data.qaTrain.filter((q) => q.source === "hotpot").slice(0, 400).map((q) => ({ task: "qa", prompt: compactQaPrompt(cropAround(q.context, q.answer, recipe.maxContextChars), q.question), answer: ` ${q.answer}` }));
+const stage2Train = ctx.data.qaTrain.filter((q) => q.source === "hotpot").slice(0, 400).map((q) => ({ task: "qa", prompt: compactQaPrompt(q.question, cropWindow(q.context, q.answer, recipe.maxContextChars)), answer: ` ${q.answer}` }));
 for (const seed of seeds) {
   const s1 = fineTune(base, stage1Train, seed);
   const dec = new Decoder(s1);
   const cls = cognitionRows(ctx.data.benchmarkTest).map((c) => {
-    const diff = continuationLogprob(dec, c.prompt, COMPACT_SUFFICIENT) - continuationLogprob(dec, c.prompt, COMPACT_INSUFFICIENT);
+    const diff = continuationLogprob(dec, c.prompt, COMPACT_LABELS.sufficient) - continuationLogprob(dec, c.prompt, COMPACT_LABELS.insufficient);
     return { row: c.row, label: c.label, score: 1 / (1 + Math.exp(-diff)) };
   });
   const predictedSufficient = cls.filter((c) => c.score > 0.5).length / cls.length;

@@ -14,3 +14,5 @@ export * from "./stage1.ts";
 export * from "./stage2.ts";
 export * from "./tables.ts";
 export { decodeUtf8, fileChunks, streamLines } from "./text-input.ts";
+export * from "./reader-data.ts";
+export * from "./synthetic.ts";

@@ -9,7 +9,6 @@
  * - span: extractive QA on real passages (HotpotQA supporting facts, ASQA short answers).
  */
 import type { Rng } from "../util/rng.ts";
-import { compactQaPrompt } from "./compact-prompts.ts";
 import type { SpanQa } from "./reader-data.ts";
 
 export interface TaskExample {
@@ -71,7 +70,7 @@ export function memberTask(rng: Rng, pools: WordPools, maxNames = 6): TaskExampl
  * Crops `context` to at most `maxChars` characters around the first occurrence of `answer`, snapped to
  * word boundaries, so that long passages still hold their answer.
  */
-export function cropAround(context: string, answer: string, maxChars: number, rng?: Rng): string {
+export function cropWindow(context: string, answer: string, maxChars: number, rng?: Rng): string {
   if (context.length <= maxChars) return context;
   const at = Math.max(0, context.indexOf(answer));
   const slack = Math.max(0, maxChars - answer.length);
@@ -86,10 +85,13 @@ export function cropAround(context: string, answer: string, maxChars: number, rn
   return context.slice(start, end);
 }
 
-export function spanTask(rng: Rng, qa: readonly SpanQa[], maxContextChars: number): TaskExample {
+/** Builds the QA prompt from (question, context); the recipe passes the pipeline's compact TASK_QA. */
+export type QaPromptBuilder = (question: string, context: string) => string;
+
+export function spanTask(rng: Rng, qa: readonly SpanQa[], maxContextChars: number, prompt: QaPromptBuilder): TaskExample {
   const item = rng.pick(qa);
-  const context = cropAround(item.context, item.answer, maxContextChars, rng);
-  return { task: `span-${item.source}`, prompt: compactQaPrompt(context, item.question), answer: ` ${item.answer}` };
+  const context = cropWindow(item.context, item.answer, maxContextChars, rng);
+  return { task: `span-${item.source}`, prompt: prompt(item.question, context), answer: ` ${item.answer}` };
 }
 
 export type TaskName = "copy" | "recall" | "member" | "span";
@@ -98,6 +100,7 @@ export interface MixtureSource {
   pools: WordPools;
   qa: readonly SpanQa[];
   maxContextChars: number;
+  qaPrompt: QaPromptBuilder;
 }
 
 /** One example of a task drawn by weight from `mixture`. */
@@ -116,6 +119,6 @@ export function drawTask(rng: Rng, mixture: Readonly<Partial<Record<TaskName, nu
     case "copy": return copyTask(rng, source.pools);
     case "recall": return recallTask(rng, source.pools);
     case "member": return memberTask(rng, source.pools);
-    case "span": return spanTask(rng, source.qa, source.maxContextChars);
+    case "span": return spanTask(rng, source.qa, source.maxContextChars, source.qaPrompt);
   }
 }

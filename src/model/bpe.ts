@@ -10,7 +10,6 @@
  * chunks, and the chunk rule never joins the two sides of a boundary, so no vocabulary piece spans one
  * and run.c's global merge loop cannot merge across it either (test/reader-bpe.test.ts checks equality).
  */
-import { readFileSync } from "node:fs";
 import { writeFileAtomicSync } from "../util/fs.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import type { Tokenizer } from "./tokenizer.ts";
@@ -239,4 +238,3 @@ export function charsPerToken(tok: Tokenizer, texts: readonly string[]): number 
   return chars / Math.max(1, tokens);
 }
 
-export const readBpeFile = (path: string): Uint8Array => new Uint8Array(readFileSync(path));

@@ -38,3 +38,6 @@ export {
   type UsTuningArm,
   type UsTuningData,
 } from "./stages.ts";
+// Full-parameter training of small Llamas from scratch (the reader base, recipes/reader).
+export { FullTrainer, initLlama, makeLmBatch, splitLmBatch, pretrainOptimDefaults, type LmExample, type LmBatch, type PretrainOptimConfig, type TrainStepResult } from "./pretrain.ts";
+export { GradientPool } from "./pretrain-parallel.ts";
