@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initBackend } from "../src/model/backend.ts";
+import { initBackend, tf } from "../src/model/backend.ts";
 import { Decoder } from "../src/model/decode.ts";
 import { encodeChatTurns } from "../src/model/chat-templates.ts";
 import { encodeSftRows, inferSeqlen, IGNORE_INDEX, rowMessages } from "../src/train/dataset.ts";
@@ -63,8 +63,13 @@ test("a tiny LoRA SFT run lowers the loss, and the merged model then prefers the
   assert.equal(trainer.totalSteps, 24);
   const before = trainer.evaluate(encoded.examples);
   const first = [];
-  for await (const s of trainer.steps(10)) first.push(s);
+  let tensorsAfterStep2 = 0;
+  for await (const s of trainer.steps(10)) {
+    first.push(s);
+    if (s.step === 2) tensorsAfterStep2 = tf.memory().numTensors;
+  }
   assert.equal(first.length, 10);
+  assert.equal(tf.memory().numTensors, tensorsAfterStep2, "no tensors leak from step to step");
   // A notebook cell changes the learning rate between cells; the next step uses it.
   trainer.config.learningRate = 5e-3;
   assert.ok(Math.abs(trainer.learningRateAt(10) - 5e-3 * 0.5 * (1 + Math.cos((Math.PI * (10 - 3)) / 21))) < 1e-12);
