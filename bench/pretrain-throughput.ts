@@ -22,7 +22,7 @@ const { values } = parseArgs({
     vocab: { type: "string", default: "4096" },
     batch: { type: "string", default: "8" },
     seq: { type: "string", default: "128" },
-    steps: { type: "string", default: "6" },
+    steps: { type: "string", default: "5" },
     "torch-threads": { type: "string", default: "1" },
   },
 });
