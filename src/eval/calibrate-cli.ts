@@ -76,6 +76,7 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
     const rows = readBenchmark(benchmarkPath);
     const source = await sourceFromOptions(values, name);
     const cache = AnswerCache.open(typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl"));
+    let lastShown = 0;
     const options: CalibrateOptions = {
       limit: optionalCount(values, "limit", name),
       cache,
@@ -84,6 +85,13 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
       taskAssignment: values["task-assignment"] ? TASK_ASSIGNMENT : "",
       decode: { ...SEED_DECODE, maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens },
       metric: optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? "strict",
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (now - lastShown > 2000 || done === total) {
+          lastShown = now;
+          process.stderr.write(`  ${done}/${total} questions\n`);
+        }
+      },
     };
     const results: CalibrationResult[] = [];
     try {

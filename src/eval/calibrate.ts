@@ -46,6 +46,7 @@ export interface CalibrateOptions {
   decode?: DecodeOptions;
   /** Scoring rule for source (c)'s correctness labels; strict by default (calibration.md 1.1). */
   metric?: MetricVariant;
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** The cluster key: the ASQA sample when the row names one, else the row itself. */
@@ -61,12 +62,15 @@ const questionsOf = (rows: readonly EvalBenchmarkRow[], limit?: number): Questio
 
 async function over<T>(questions: Question[], options: CalibrateOptions, task: (q: Question) => Promise<T>): Promise<{ results: (T | undefined)[]; errors: RunError[] }> {
   const errors: RunError[] = [];
+  let done = 0;
   const results = await mapLimit(questions, options.concurrency ?? 4, async (q) => {
     try {
       return await task(q);
     } catch (error) {
       errors.push({ id: q.row.id, field: q.question === "known" ? "pos_query" : "neg_query", message: (error as Error).message });
       return undefined;
+    } finally {
+      options.onProgress?.(++done, questions.length);
     }
   });
   return { results, errors };
