@@ -42,11 +42,13 @@ function buildRunc(): string {
   return exe;
 }
 
-function runc(exe: string, modelPath: string): { tokS: number; maxRssKb: number } {
-  const r = spawnSync("/usr/bin/time", ["-f", "maxrss_kb=%M", exe, modelPath, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", PROMPT], { encoding: "utf8" });
+/** One run.c run: its own tok/s line, plus CPU seconds and positions for a load-independent rate. */
+function runc(exe: string, modelPath: string): { tokS: number; maxRssKb: number; cpuS: number } {
+  const r = spawnSync("/usr/bin/time", ["-f", "maxrss_kb=%M cpu_s=%U+%S", exe, modelPath, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", PROMPT], { encoding: "utf8" });
   const m = /achieved tok\/s: ([\d.]+)/.exec(r.stderr);
-  if (!m) throw new Error(`run.c printed no speed: ${r.stderr}`);
-  return { tokS: Number(m[1]), maxRssKb: Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1] ?? NaN) };
+  const cpu = /cpu_s=([\d.]+)\+([\d.]+)/.exec(r.stderr);
+  if (!m || !cpu) throw new Error(`run.c printed no speed: ${r.stderr}`);
+  return { tokS: Number(m[1]), maxRssKb: Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1] ?? NaN), cpuS: Number(cpu[1]) + Number(cpu[2]) };
 }
 
 /** A model of stories15M's shape with small random weights (speed does not depend on their values). */
@@ -81,8 +83,9 @@ function syntheticModel(): string {
 
 const tokenizer = Llama2cTokenizer.load(TOKENIZER, 512);
 
-/** run.c's generate loop, greedy, without printing; returns tok/s as run.c computes it. */
-function ours(decoder: Decoder): number {
+/** run.c's generate loop, greedy, without printing: tok/s as run.c computes it, positions run, CPU seconds. */
+function ours(decoder: Decoder): { tokS: number; positions: number; cpuS: number } {
+  const cpu0 = process.cpuUsage();
   const prompt = tokenizer.encode(PROMPT);
   const n = Math.min(steps, decoder.config.seqLen);
   const cache = decoder.newCache(n);
@@ -98,27 +101,43 @@ function ours(decoder: Decoder): number {
     if (start === 0) start = performance.now();
   }
   cache.release();
-  return (pos - 1) / ((performance.now() - start) / 1000);
+  const tokS = (pos - 1) / ((performance.now() - start) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  return { tokS, positions: pos, cpuS: (cpu.user + cpu.system) / 1e6 };
 }
 
-function compare(exe: string, modelPath: string, runs: number): { peer: number[]; ktu: number[]; rssKb: number } {
+interface Comparison {
+  peer: number[];
+  ktu: number[];
+  rssKb: number;
+  /** Positions per CPU second over all runs: unaffected by other processes sharing the machine. */
+  peerCpuTokS: number;
+  ktuCpuTokS: number;
+}
+
+function compare(exe: string, modelPath: string, runs: number): Comparison {
   const decoder = new Decoder(loadLlama2c(modelPath));
   ours(decoder); // JIT warm-up, as run.c needs none
-  const peer: number[] = [];
-  const ktu: number[] = [];
-  let rssKb = NaN;
+  const r: Comparison = { peer: [], ktu: [], rssKb: NaN, peerCpuTokS: 0, ktuCpuTokS: 0 };
+  let positions = 0;
+  let peerCpu = 0;
+  let ktuCpu = 0;
   for (let i = 0; i < runs; i++) {
     const p = runc(exe, modelPath);
-    peer.push(p.tokS);
-    rssKb = p.maxRssKb;
-    ktu.push(ours(decoder));
+    r.peer.push(p.tokS);
+    r.rssKb = p.maxRssKb;
+    peerCpu += p.cpuS;
+    const o = ours(decoder);
+    r.ktu.push(o.tokS);
+    ktuCpu += o.cpuS;
+    // Greedy decoding runs the same positions in both (they stop at the same BOS).
+    positions += o.positions;
   }
-  return { peer, ktu, rssKb };
+  r.peerCpuTokS = positions / peerCpu;
+  r.ktuCpuTokS = positions / ktuCpu;
+  return r;
 }
 
-const exe = buildRunc();
-const small = compare(exe, MODEL, runs);
-const big = compare(exe, syntheticModel(), Math.max(3, Math.ceil(runs / 3)));
 /** Many prompts at once: in this thread (generateBatch) and over two worker threads (generateParallel). */
 async function throughput(): Promise<{ one_thread_tok_s: number; two_workers_tok_s: number; prompts: number }> {
   const prompts = Array.from({ length: 64 }, (_, i) => ["Once upon a time", "Tom had a ball", "Lily saw a bird", "One day"][i % 4]!);
@@ -131,8 +150,17 @@ async function throughput(): Promise<{ one_thread_tok_s: number; two_workers_tok
   const two = results.reduce((a, r) => a + r.tokenIds.length, 0) / ((performance.now() - t0) / 1000);
   return { one_thread_tok_s: one, two_workers_tok_s: two, prompts: prompts.length };
 }
+const exe = buildRunc();
+const small = compare(exe, MODEL, runs);
+const big = compare(exe, syntheticModel(), Math.max(3, Math.ceil(runs / 3)));
 const many = await throughput();
-const summary = (r: { peer: number[]; ktu: number[] }) => ({ peer_tok_s: median(r.peer), ktu_tok_s: median(r.ktu), ratio: median(r.ktu) / median(r.peer), runs: { peer: r.peer, ktu: r.ktu } });
+const summary = (r: Comparison) => ({
+  peer_tok_s: median(r.peer),
+  ktu_tok_s: median(r.ktu),
+  ratio: median(r.ktu) / median(r.peer),
+  cpu_time: { peer_tok_per_cpu_s: r.peerCpuTokS, ktu_tok_per_cpu_s: r.ktuCpuTokS, ratio: r.ktuCpuTokS / r.peerCpuTokS },
+  runs: { peer: r.peer, ktu: r.ktu },
+});
 const result = {
   bench: "decode",
   what: `greedy decode, ${steps} positions from "${PROMPT}", tok/s as run.c reports it, median of alternating runs`,
@@ -148,8 +176,8 @@ const result = {
   batch_throughput: { ...many, note: "64 prompts x 128 new tokens, sampled; two_workers includes starting the workers" },
 };
 await writeJsonAtomic(join(repoRoot, "bench", "results", "decode.json"), result);
-console.log(`decode stories260K: ktu ${result.ktu_tok_s.toFixed(0)} tok/s, run.c ${result.peer_tok_s.toFixed(0)} tok/s, ratio ${result.ratio.toFixed(2)}x (goal >= 0.5x)`);
+console.log(`decode stories260K: ktu ${result.ktu_tok_s.toFixed(0)} tok/s, run.c ${result.peer_tok_s.toFixed(0)} tok/s, ratio ${result.ratio.toFixed(2)}x (goal >= 0.5x); per CPU second ${result.cpu_time.ratio.toFixed(2)}x`);
 const b288 = result.random_dim288;
-console.log(`decode random dim 288 x 6 layers: ktu ${b288.ktu_tok_s.toFixed(0)} tok/s, run.c ${b288.peer_tok_s.toFixed(0)} tok/s, ratio ${b288.ratio.toFixed(2)}x`);
+console.log(`decode random dim 288 x 6 layers: ktu ${b288.ktu_tok_s.toFixed(0)} tok/s, run.c ${b288.peer_tok_s.toFixed(0)} tok/s, ratio ${b288.ratio.toFixed(2)}x; per CPU second ${b288.cpu_time.ratio.toFixed(2)}x`);
 console.log(`64 prompts: ${many.one_thread_tok_s.toFixed(0)} tok/s in one thread, ${many.two_workers_tok_s.toFixed(0)} tok/s over 2 worker threads (run.c single stream ${result.peer_tok_s.toFixed(0)})`);
 console.log(`peak RSS: ktu ${result.ktu_max_rss_mb.toFixed(0)} MB (node + tsx), run.c ${result.peer_max_rss_mb.toFixed(1)} MB`);
