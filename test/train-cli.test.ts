@@ -47,6 +47,8 @@ test("ktu train: bad input fails with one line naming file and field", () => {
   const typo = runKtu(["train", "--config", "train.yaml", "lora_rnak=4"], { cwd: workspace() });
   assert.equal(typo.status, 1);
   assert.match(typo.stderr, /^ktu: train\.yaml, field lora_rnak: is not a LLaMA-Factory training key; did you mean lora_rank\?\n$/);
+  const packing = runKtu(["train", "--config", "train.yaml", "packing=true"], { cwd: workspace() });
+  assert.match(packing.stderr, /field packing: true is not supported by in-process training/);
   const full = runKtu(["train", "--config", "train.yaml", "finetuning_type=full"], { cwd: workspace() });
   assert.match(full.stderr, /field finetuning_type: only lora/);
   const noData = runKtu(["train", "--config", "train.yaml", "dataset=missing_set"], { cwd: workspace() });

@@ -93,6 +93,22 @@ const ignoredWhy: Record<string, string> = {
   deepspeed: "single process",
 };
 
+/** LLaMA-Factory keys that would change what is trained: rejected when set, rather than ignored. */
+const unsupportedWhenSet: Record<string, (v: unknown) => boolean> = {
+  train_on_prompt: (v) => v === true,
+  mask_history: (v) => v === true,
+  packing: (v) => v === true,
+  neat_packing: (v) => v === true,
+  use_dora: (v) => v === true,
+  pissa_init: (v) => v === true,
+  quantization_bit: (v) => v !== null && v !== undefined,
+  loraplus_lr_ratio: (v) => v !== null && v !== undefined,
+  additional_target: (v) => v !== null && v !== undefined,
+  default_system: (v) => typeof v === "string" && v !== "",
+  streaming: (v) => v === true,
+  resize_vocab: (v) => v === true,
+};
+
 const num = (file: string, key: string, value: unknown, check: (n: number) => boolean, what: string): number => {
   const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isFinite(n) || !check(n)) throw new InputError(file, undefined, key, `must be ${what}, got ${JSON.stringify(value)}`);
@@ -196,6 +212,9 @@ export function parseTrainConfig(record: Record<string, unknown>, file: string):
     if (!known.has(key)) {
       const hint = suggestKey(key, "train");
       throw new InputError(file, undefined, key, `is not a LLaMA-Factory training key${hint ? `; did you mean ${hint}?` : ""}`);
+    }
+    if (unsupportedWhenSet[key]?.(record[key])) {
+      throw new InputError(file, undefined, key, `${JSON.stringify(record[key])} is not supported by in-process training (run it with LLaMA-Factory: ktu lf)`);
     }
     job.notes.push(`${key}: accepted and ignored (${ignoredWhy[key] ?? "no effect on in-process LoRA SFT"})`);
   }
