@@ -107,7 +107,7 @@ test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a n
   const { nb, text, path } = execute("05-paper-figure", pipeline);
   const figures = nb.cells.flatMap((c) => c.outputs ?? []).map((o) => o.data?.["application/vnd.plotly.v1+json"]).filter(Boolean).map((f) => JSON.stringify(f));
   assert.ok(figures.length >= 4);
-  assert.ok(figures[0]!.includes("authors (temp.py)") && !figures[0]!.includes("ours"), "the first figure is the authors' alone");
+  assert.ok(figures[0]!.includes("authors (temp.py)") && !figures[0]!.includes("ours:"), "the first figure is the authors' alone");
   assert.ok(figures.some((f) => f.includes("authors (temp.py)") && f.includes("ours:")), "a figure with both sources, each labelled");
   assert.match(text, /Does our run show the paper's pattern\?/);
   assert.match(text, /Llama-2-7b-chat/);

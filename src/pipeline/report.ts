@@ -38,8 +38,10 @@ export function oursBarChart(summary: PipelineSummary): Figure {
       hoverinfo: "text",
     },
   ]);
+  const allZero = summary.arms.every((a) => a.known.max === 0 && a.unknown.max === 0);
   return figure(data, {
     title: { text: `Ours (${modelName(summary.model.path)}, ${summary.arms[1]?.seeds.length ?? 0} seeds): mean ± sd, strict scoring` },
+    annotations: allZero ? [{ text: "every bar is 0: no arm answered a known question or refused an unknown one (see the diagnostics)", xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "firebrick" } }] : [],
     barmode: "group",
     width: 980,
     height: 440,
