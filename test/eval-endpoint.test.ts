@@ -74,6 +74,17 @@ test("a 429 then success, and a 500 then success, are retried", async () => {
   }
 });
 
+test("Retry-After overrides the backoff", async () => {
+  let calls = 0;
+  script = (body, req, res) => (++calls === 1 ? reply(res, 429, { error: "slow down" }, { "retry-after": "0.3" }) : echoModel(body, req, res));
+  const delays: number[] = [];
+  const source = new OpenAICompatibleSource({ baseUrl: base, ...fast, onRetry: (r) => delays.push(r.delayMs) });
+  const t0 = Date.now();
+  await source.complete(["x"], { maxNewTokens: 5, temperature: 0 });
+  assert.deepEqual(delays, [300]);
+  assert.ok(Date.now() - t0 >= 290);
+});
+
 test("a 400 is not retried and the error names the status", async () => {
   let calls = 0;
   script = (_b, _r, res) => {

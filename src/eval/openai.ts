@@ -31,6 +31,8 @@ export class EndpointError extends Error {
     message: string,
     readonly status?: number,
     readonly retryable = false,
+    /** The server's Retry-After, in milliseconds. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -101,8 +103,8 @@ export class OpenAICompatibleSource implements AnswerSource {
         if (!e.retryable || attempt >= this.options.maxRetries) {
           throw attempt > 0 ? new EndpointError(`${e.message} (after ${attempt + 1} attempts)`, e.status, false) : e;
         }
-        const retryAfter = (e as EndpointError & { retryAfterMs?: number }).retryAfterMs;
-        if (retryAfter !== undefined) delayMs = Math.min(retryAfter, Math.max(this.options.maxBackoffMs, 60_000));
+        // The server's own wait wins over our backoff, within reason.
+        if (e.retryAfterMs !== undefined) delayMs = Math.min(e.retryAfterMs, Math.max(this.options.maxBackoffMs, 60_000));
         this.options.onRetry?.({ attempt: attempt + 1, delayMs, reason: lastReason });
         await sleep(delayMs);
       }
@@ -126,10 +128,7 @@ export class OpenAICompatibleSource implements AnswerSource {
       }
       if (!response.ok) {
         const retryable = response.status === 429 || response.status >= 500;
-        const err = new EndpointError(`${url}: HTTP ${response.status} ${text.slice(0, 200).trim()}`, response.status, retryable);
-        const after = parseRetryAfter(response.headers.get("retry-after"));
-        if (after !== undefined) Object.assign(err, { retryAfterMs: after });
-        throw err;
+        throw new EndpointError(`${url}: HTTP ${response.status} ${text.slice(0, 200).trim()}`, response.status, retryable, parseRetryAfter(response.headers.get("retry-after")));
       }
       try {
         const parsed = JSON.parse(text) as unknown;
