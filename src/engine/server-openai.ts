@@ -68,18 +68,25 @@ function sampling(body: Body, maxTokensName: string, defaultMax: number): Genera
 }
 
 export interface CompletionRequest {
-  prompts: string[];
+  /** Text prompts, or token id prompts (OpenAI accepts both; lm-evaluation-harness sends ids). */
+  prompts: (string | number[])[];
   options: ReturnType<typeof sampling>;
   logprobs: number | null;
   echo: boolean;
 }
 
-export function parseCompletionRequest(body: Body): CompletionRequest {
+const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t) && (t as number) >= 0);
+
+export function parseCompletionRequest(body: Body, vocabSize: number): CompletionRequest {
   const p = body.prompt;
-  let prompts: string[];
+  let prompts: (string | number[])[];
   if (typeof p === "string") prompts = [p];
-  else if (Array.isArray(p) && p.length > 0 && p.length <= 64 && p.every((x) => typeof x === "string")) prompts = p as string[];
-  else throw new ApiError(400, "'prompt' must be a string or a non-empty array of up to 64 strings", "prompt");
+  else if (isIds(p)) prompts = [p];
+  else if (Array.isArray(p) && p.length > 0 && p.length <= 64 && p.every((x) => typeof x === "string" || isIds(x))) prompts = p as (string | number[])[];
+  else throw new ApiError(400, "'prompt' must be a string, an array of token ids, or a non-empty array of up to 64 of either", "prompt");
+  for (const q of prompts) {
+    if (typeof q !== "string" && q.some((t) => t >= vocabSize)) throw new ApiError(400, `'prompt' has a token id outside the vocabulary (0..${vocabSize - 1})`, "prompt");
+  }
   const logprobs = body.logprobs === undefined || body.logprobs === null ? null : num(body, "logprobs", 0, 20, 0, true);
   if (body.echo !== undefined && body.echo !== null && typeof body.echo !== "boolean") throw new ApiError(400, "'echo' must be a boolean", "echo");
   return { prompts, options: sampling(body, "max_tokens", 16), logprobs, echo: body.echo === true };

@@ -154,12 +154,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const completions = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>): Promise<void> => {
     checkModel(body);
-    const r = parseCompletionRequest(body);
+    const r = parseCompletionRequest(body, model.config.vocabSize);
     const opts = { ...r.options, logprobs: r.logprobs !== null, topLogprobs: r.logprobs ?? 0 };
     const perPrompt = r.prompts.map((p) => makeSequences(p, opts));
     const seqs = perPrompt.flat();
     const id = `cmpl-${randomUUID()}`;
     const head = { id, object: "text_completion", created: Math.floor(Date.now() / 1000), model: modelName };
+    const promptText = (p: string | number[]): string => (typeof p === "string" ? p : tokenizer.decode(p));
     const echoText = (seq: Sequence): string => (r.echo ? tokenizer.decode(seq.promptTokens) : "");
     const promptLogprobs = (seq: Sequence): { tokens: TokenLogprob[]; tops: TokenLogprob[][] } => {
       if (!r.echo || r.logprobs === null) return { tokens: [], tops: [] };
@@ -172,7 +173,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return {
         text,
         index,
-        logprobs: r.logprobs === null ? null : completionLogprobs([...echo.tokens, ...seq.logprobs], [...echo.tops, ...seq.topLogprobs], r.echo ? 0 : (r.prompts[Math.floor(index / r.options.n)] ?? "").length),
+        logprobs: r.logprobs === null ? null : completionLogprobs([...echo.tokens, ...seq.logprobs], [...echo.tops, ...seq.topLogprobs], r.echo ? 0 : promptText(r.prompts[Math.floor(index / r.options.n)]!).length),
         finish_reason: seq.finishReason ?? "length",
       };
     };
