@@ -57,9 +57,9 @@ test("ktu eval run --model on stories260K writes predictions and scores", () => 
   assert.deepEqual([again.known_acc, again.unknown_acc, again.overall], [summary.known_acc, summary.unknown_acc, summary.overall]);
 });
 
-test("ktu eval calibrate on stories260K writes metrics JSON and the plots", () => {
+test("ktu eval calibrate on stories260K writes metrics JSON and the plots (HTML)", () => {
   const out = join(tmp, "cal");
-  const r = runKtu(["eval", "calibrate", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--fit-context", "--sources", "p_sufficient", "--draws", "100"]);
+  const r = runKtu(["eval", "calibrate", "--benchmark", benchmark, "--model", model, "--out", out, "--limit", "2", "--fit-context", "--sources", "p_sufficient", "--draws", "100", "--no-png"]);
   assert.equal(r.status, 0, r.stderr);
   const cal = JSON.parse(readFileSync(join(out, "calibration.json"), "utf8"));
   const result = cal.results[0];
@@ -69,9 +69,9 @@ test("ktu eval calibrate on stories260K writes metrics JSON and the plots", () =
   assert.equal(result.report.bootstrap.draws, 100);
   assert.equal(result.report.provenance.target, "answerability");
   assert.ok(readFileSync(join(out, "calibration.html"), "utf8").includes("Reliability: p_sufficient"));
-  const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-  if (existsSync("/usr/bin/chromium")) assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-reliability.png")), r.stderr);
-  assert.ok(summary.files.some((f: string) => f.endsWith("p_sufficient-label-mass.png")) || !existsSync("/usr/bin/chromium"));
+  // PNG writing is tested in viz-figures (one browser launch for the suite); here the HTML holds every figure.
+  const html = readFileSync(join(out, "calibration.html"), "utf8");
+  for (const title of ["Reliability, equal-mass bins: p_sufficient", "Label mass", "Decisions of p_sufficient", "Selective prediction"]) assert.ok(html.includes(title), title);
   const items = JSON.parse(readFileSync(join(out, "confidences.json"), "utf8")).p_sufficient;
   assert.equal(items.length, 4);
   assert.deepEqual(items.map((i: { label: number }) => i.label), [1, 0, 1, 0]);

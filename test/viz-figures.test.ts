@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { calibrationReport } from "../src/eval/bootstrap.ts";
@@ -9,6 +10,7 @@ import { accuracyBarChart, accuracyRowFromScores, outcomeTable, TEMP_PY_ROWS } f
 import { confidenceHistogram, confusionTable, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
 import { repoRoot } from "../src/util/paths.ts";
 import { closePlotlyRenderer } from "../src/viz/plotly.ts";
+import { saveFigures } from "../src/viz/save.ts";
 
 type Trace = Record<string, any>;
 const hand10 = JSON.parse(readFileSync(join(repoRoot, "test", "fixtures", "calibration", "hand_10.json"), "utf8"));
@@ -38,10 +40,17 @@ test("reliability diagram: one bar per non-empty bin spanning it, gap up to mean
   assert.doesNotThrow(() => JSON.stringify(fig));
 });
 
-test("a figure displays in the kernel as plotly JSON, HTML, text and (with Chromium) a PNG", async () => {
+test("a figure saves as HTML and PNG, and displays in the kernel as plotly JSON, HTML, text and (with Chromium) a PNG", async () => {
   const r = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { draws: 0 });
   const fig = reliabilityDiagram(r);
   try {
+    const dir = mkdtempSync(join(tmpdir(), "ktu-viz-save-"));
+    const saved = await saveFigures(dir, [{ name: "reliability", figure: fig }], { html: "f.html", keepRenderer: true });
+    assert.ok(readFileSync(join(dir, "f.html"), "utf8").includes("perfectly calibrated"));
+    if (existsSync("/usr/bin/chromium")) {
+      assert.deepEqual(saved.files, [join(dir, "f.html"), join(dir, "reliability.png")]);
+      assert.equal(readFileSync(join(dir, "reliability.png")).subarray(1, 4).toString(), "PNG");
+    }
     const bundle = await (fig as any)[Symbol.for("Jupyter.display")]();
     assert.deepEqual(bundle["application/vnd.plotly.v1+json"].data, fig.data);
     assert.equal(typeof bundle["text/plain"], "string");

@@ -15,7 +15,11 @@ export interface SavedFigures {
 }
 
 /** Writes `dir/<html>` with every figure and `dir/<name>.png` for each; PNGs are skipped without Chromium. */
-export async function saveFigures(dir: string, figures: readonly { name: string; figure: Figure }[], options: { html?: string; title?: string; png?: boolean } = {}): Promise<SavedFigures> {
+export async function saveFigures(
+  dir: string,
+  figures: readonly { name: string; figure: Figure }[],
+  options: { html?: string; title?: string; png?: boolean; /** Keep the headless browser warm for more renders (default: close it). */ keepRenderer?: boolean } = {},
+): Promise<SavedFigures> {
   const html = join(dir, options.html ?? "figures.html");
   await writePlotlyHtml(html, figures.map((f) => f.figure.toJSON()), options.title ?? "Figures");
   const files = [html];
@@ -34,7 +38,7 @@ export async function saveFigures(dir: string, figures: readonly { name: string;
         files.push(path);
       }
     } finally {
-      await closePlotlyRenderer();
+      if (!options.keepRenderer) await closePlotlyRenderer();
     }
   }
   return { files, notes };
