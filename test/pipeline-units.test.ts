@@ -66,7 +66,8 @@ test("scoreOutputs flags a constant 'Not Provided' model as collapsed and withou
   assert.equal(e.unknown.value, 100);
   assert.equal(e.overall.value, 0);
   assert.equal(e.diagnostics.majority_output_share, 1);
-  assert.equal(e.diagnostics.majority_output, "not provided");
+  assert.equal(e.diagnostics.majority_output, "not");
+  assert.equal(e.diagnostics.refusal_share, 1);
   assert.equal(e.diagnostics.collapsed, true);
   assert.equal(e.diagnostics.no_discrimination, true);
   assert.equal(e.diagnostics.classification_acc, 0.5);

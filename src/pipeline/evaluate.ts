@@ -6,7 +6,7 @@
  */
 import { bootstrapMetrics, calibrationReport, type CalibrationReport } from "../eval/bootstrap.ts";
 import { auroc } from "../eval/calibration.ts";
-import { harmonicMean, scoreRow, summarizeRows, type Accuracies, type MetricVariant } from "../eval/scoring.ts";
+import { harmonicMean, isRefusal, scoreRow, summarizeRows, type Accuracies, type MetricVariant } from "../eval/scoring.ts";
 import { continuationLogprobs, generate } from "../model/generate.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
@@ -35,9 +35,11 @@ export interface MetricWithCi {
 }
 
 export interface CollapseDiagnostics {
-  /** Share of the most common QA output (trimmed, lower case) over all known and unknown answers. */
+  /** Share of the most common first word of the QA answers, over all known and unknown questions. */
   majority_output_share: number;
   majority_output: string;
+  /** Share of all answers that are refusals (paper.md 3.1 keywords or empty). */
+  refusal_share: number;
   /** Share of the most common stage-1 label (P(Sufficient) > 0.5 or not) over all test questions. */
   majority_label_share: number;
   majority_label: "Sufficient" | "Insufficient";
@@ -47,7 +49,7 @@ export interface CollapseDiagnostics {
   auroc_p_answer: MetricWithCi;
   /** Stage-1 classification accuracy (threshold 0.5); the majority baseline is 50%. */
   classification_acc: number;
-  /** The output is (nearly) constant: majority share >= 0.9 on the QA answers. */
+  /** The output is (nearly) constant: one first word in >= 90% of the answers. */
   collapsed: boolean;
   /** Both AUROC intervals contain 0.5: no evidence that the model tells known from unknown. */
   no_discrimination: boolean;
@@ -76,7 +78,8 @@ export interface EvaluateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const normalise = (s: string): string => s.trim().toLowerCase().replace(/\s+/g, " ");
+/** An answer's first word (letters and digits, lower case): "Insufficient..." and "insufficient" are one output. */
+const firstWord = (s: string): string => s.toLowerCase().match(/[\p{L}\p{N}]+/u)?.[0] ?? "(empty)";
 
 function majority<T>(values: readonly T[]): { value: T; share: number } {
   const counts = new Map<T, number>();
@@ -161,7 +164,8 @@ export function scoreOutputs(items: readonly ItemOutput[], test: readonly TestIt
   const rocCi = (c: number[]): MetricWithCi => ({ value: auroc(labels, c).value ?? 0.5, ci: draws > 0 ? bootstrapMetrics(labels, c, { groups, draws, seed }).ci.auroc : null });
   const aS = rocCi(suff);
   const aA = rocCi(ans);
-  const out = majority(items.flatMap((o) => [normalise(o.known_answer), normalise(o.unknown_answer)]));
+  const out = majority(items.flatMap((o) => [firstWord(o.known_answer), firstWord(o.unknown_answer)]));
+  const refusals = items.flatMap((o) => [o.known_answer, o.unknown_answer]).filter((a) => isRefusal(a, "strict")).length;
   const lab = majority(suff.map((p): "Sufficient" | "Insufficient" => (p > 0.5 ? "Sufficient" : "Insufficient")));
   const classAcc = suff.filter((p, i) => (p > 0.5 ? 1 : 0) === labels[i]).length / Math.max(1, suff.length);
   const contains = (c: Interval | null, v: number) => c === null || (c[0] <= v && v <= c[1]);
@@ -178,6 +182,7 @@ export function scoreOutputs(items: readonly ItemOutput[], test: readonly TestIt
     diagnostics: {
       majority_output_share: out.share,
       majority_output: out.value,
+      refusal_share: items.length ? refusals / (2 * items.length) : 0,
       majority_label_share: lab.share,
       majority_label: lab.value,
       auroc_p_sufficient: aS,

@@ -21,7 +21,7 @@ import type { LlamaProjection } from "../model/types.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { dataPath } from "../util/paths.ts";
 import { buildPipelineData, type PipelineData, type TrainSetName } from "./datasets.ts";
-import { evaluateArm, overlapReference, type ArmEvaluation } from "./evaluate.ts";
+import { evaluateArm, overlapReference, scoreOutputs, type ArmEvaluation } from "./evaluate.ts";
 
 /** The six settings of the authors' temp.py figure (paper.md 4.2), in its order. */
 export const PIPELINE_ARMS = [
@@ -229,9 +229,11 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const evalKeyBase = { ...modelKey, maxNewTokens: options.maxNewTokens, draws: options.draws, v: 1 };
 
   const evaluate = async (model: LlamaModelData, dir: string, name: string, seed: number | null, arm: PipelineArmId, trainKey: string): Promise<void> => {
-    const evaluation = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
+    const stored = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
       evaluateArm(model, tokenizer, data.test, { maxNewTokens: options.maxNewTokens, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
     );
+    // The answers are kept; the numbers are recomputed from them, so a change of scoring needs no new generation.
+    const evaluation = { ...scoreOutputs(stored.items, data.test, { draws: options.draws, seed: seed ?? 0 }), seconds: stored.seconds };
     evaluations.push({ seed, arm, dir, evaluation });
   };
 

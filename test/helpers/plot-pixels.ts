@@ -18,12 +18,33 @@ export interface PlotPixels {
   coloured: number;
 }
 
+// Runs in the page (kept as text: the project's types have no DOM): decodes the PNG on a canvas and counts pixels.
+const MEASURE = `async (b64) => {
+  const img = new Image();
+  img.src = "data:image/png;base64," + b64;
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = img.width;
+  canvas.height = img.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, img.width, img.height).data;
+  let inked = 0, coloured = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const r = d[i], g = d[i + 1], b = d[i + 2];
+    if (r < 235 || g < 235 || b < 235) inked++;
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
+  }
+  const n = img.width * img.height;
+  return { width: img.width, height: img.height, inked: inked / n, coloured: coloured / n };
+}`;
+
 export async function plotPixels(file: string, options: { minPlots?: number; timeoutMs?: number; pagePng?: string } = {}): Promise<PlotPixels[]> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
     await page.goto(`file://${file}`);
-    await page.waitForFunction((n) => document.querySelectorAll(".js-plotly-plot .main-svg").length >= n, options.minPlots ?? 1, { timeout: options.timeoutMs ?? 60_000 });
+    await page.waitForFunction(`document.querySelectorAll(".js-plotly-plot .main-svg").length >= ${options.minPlots ?? 1}`, undefined, { timeout: options.timeoutMs ?? 60_000 });
     await page.waitForTimeout(300);
     if (options.pagePng) await page.screenshot({ path: options.pagePng, fullPage: true });
     const plots = await page.$$(".js-plotly-plot");
@@ -31,28 +52,7 @@ export async function plotPixels(file: string, options: { minPlots?: number; tim
     for (const plot of plots) {
       await plot.scrollIntoViewIfNeeded();
       const png = (await plot.screenshot()).toString("base64");
-      out.push(
-        await page.evaluate(async (b64) => {
-          const img = new Image();
-          img.src = `data:image/png;base64,${b64}`;
-          await img.decode();
-          const canvas = document.createElement("canvas");
-          canvas.width = img.width;
-          canvas.height = img.height;
-          const ctx = canvas.getContext("2d")!;
-          ctx.drawImage(img, 0, 0);
-          const d = ctx.getImageData(0, 0, img.width, img.height).data;
-          let inked = 0;
-          let coloured = 0;
-          for (let i = 0; i < d.length; i += 4) {
-            const r = d[i]!, g = d[i + 1]!, b = d[i + 2]!;
-            if (r < 235 || g < 235 || b < 235) inked++;
-            if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
-          }
-          const n = img.width * img.height;
-          return { width: img.width, height: img.height, inked: inked / n, coloured: coloured / n };
-        }, png),
-      );
+      out.push((await page.evaluate(`(${MEASURE})(${JSON.stringify(png)})`)) as PlotPixels);
     }
     return out;
   } finally {
