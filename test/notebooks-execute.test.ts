@@ -116,7 +116,10 @@ test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a n
   assert.equal(html.status, 0, html.stderr);
   const plots = await plotPixels(join(nbDir, "05.html"), { minPlots: 4 });
   assert.ok(plots.length >= 4, `${plots.length} plots`);
-  for (const [i, p] of plots.entries()) assert.ok(p.inked > 0.01 && p.coloured > 0.003, `plot ${i}: ${JSON.stringify(p)}`);
+  for (const [i, p] of plots.entries()) assert.ok(p.inked > 0.01, `plot ${i} is blank: ${JSON.stringify(p)}`);
+  // The authors' bars always draw in colour (ours may all be 0 when the tiny model collapses).
+  assert.ok(plots[0]!.coloured > 0.005, `authors' figure: ${JSON.stringify(plots[0])}`);
+  assert.ok(plots.at(-1)!.coloured > 0.005, `authors' and ours side by side: ${JSON.stringify(plots.at(-1))}`);
 });
 
 test("06-full-size: skipped with a clear message where there is no GPU or LLaMA-Factory", () => {
