@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { calibrationReport } from "../src/eval/bootstrap.ts";
-import { authorsResultRows, resultRow, resultsTable, sideBySide } from "../src/eval/results.ts";
+import { authorsResultRows, calibrationTable, resultRow, resultsTable, sideBySide } from "../src/eval/results.ts";
 import { summarizeRows } from "../src/eval/scoring.ts";
 import { accuracyBarChart, accuracyRowFromScores, outcomeTable, TEMP_PY_ROWS } from "../src/viz/bars.ts";
 import { confidenceHistogram, confusionTable, reliabilityDiagram, riskCoverageCurve } from "../src/viz/calibration-plots.ts";
@@ -117,6 +117,11 @@ test("outcome table and arquero results, side by side", () => {
   const llama = wide.objects().find((r: any) => r.model === "LLaMA2") as any;
   assert.equal(llama["known_acc | Llama-2-7b-chat"], 79.3);
   assert.equal(llama["known_acc | ours, llama2_chat"], 33.33);
+  const report = calibrationReport(hand10.inputs.labels, hand10.inputs.confidences, { groups: hand10.inputs.groups, draws: 100, provenance: { source: "p_sufficient", target: "answerability" } });
+  const cal = calibrationTable([{ model: "m", source: "p_sufficient", report }]).objects()[0] as any;
+  assert.equal(cal.ece_equal_width_15, report.ece_equal_width_15);
+  assert.ok(cal.ece_equal_width_15_lo <= cal.ece_equal_width_15_hi);
+  assert.equal(cal.target, "answerability");
 });
 
 test("ktu eval chart draws our scores.json beside the authors' rows and writes results.csv", async () => {

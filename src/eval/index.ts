@@ -13,6 +13,6 @@ export { OpenAICompatibleSource, EndpointError, parseRetryAfter, type OpenAIClie
 export { AnswerCache, answerCacheKey, cached, type CacheKeyParts } from "./cache.ts";
 export { runBenchmark, runCognitionCheck, runSamplingBaseline, runValidationBaseline, type RunOptions, type RunError } from "./runner.ts";
 export { LocalModelSource, loadLocalSource } from "./local-source.ts";
-export { resultsTable, resultRow, resultRowFromReport, sideBySide, authorsResultRows, TEMP_PY_NUMBERS, AUTHORS_TEMP_PY, type ResultRow, type ResultsTable } from "./results.ts";
+export { resultsTable, calibrationTable, resultRow, resultRowFromReport, sideBySide, authorsResultRows, TEMP_PY_NUMBERS, AUTHORS_TEMP_PY, type ResultRow, type ResultsTable } from "./results.ts";
 export { sufficiencyConfidences, answerProbabilityConfidences, answerLogprobConfidences, rowGroup, type ConfidenceItem, type ConfidenceRun, type CalibrateOptions } from "./calibrate.ts";
 export { loadRTuningItems, runRTuning, rtuningAveragePrecision, mmluPrompt, pararelPrompt, haluevalPrompt, checkSurePrompt, RTUNING_TASKS, type RTuningTask, type RTuningItem, type RTuningResult } from "./rtuning.ts";

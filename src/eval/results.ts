@@ -7,6 +7,7 @@ import * as aq from "arquero";
 import { roundPy } from "./python.ts";
 import { harmonicMean, type Accuracies } from "./scoring.ts";
 import type { ScoreReport } from "./score.ts";
+import type { CalibrationReport } from "./bootstrap.ts";
 
 export type ResultsTable = ReturnType<typeof aq.from>;
 
@@ -106,3 +107,31 @@ export function sideBySide(rows: readonly ResultRow[], values: readonly string[]
 /** Convenience: ScoreReport -> ResultRow. */
 export const resultRowFromReport = (model: string, setting: string, report: ScoreReport, extra: Record<string, unknown> = {}): ResultRow =>
   resultRow(model, setting, report, extra);
+
+/**
+ * Calibration results side by side: one row per (model, confidence source) with the metrics of
+ * calibration.md 3.7 and their 95% bootstrap intervals as `_lo` / `_hi` columns.
+ */
+export function calibrationTable(rows: readonly { model: string; source: string; report: CalibrationReport }[]): ResultsTable {
+  const keys = ["ece_equal_width_15", "ece_equal_mass_15", "mce_15", "brier", "nll", "auroc", "average_precision", "aurc", "eaurc"] as const;
+  const data: Record<string, unknown[]> = { model: [], source: [], target: [], n: [], base_rate: [] };
+  for (const k of keys) {
+    data[k] = [];
+    data[`${k}_lo`] = [];
+    data[`${k}_hi`] = [];
+  }
+  for (const { model, source, report } of rows) {
+    data.model!.push(model);
+    data.source!.push(source);
+    data.target!.push(report.provenance?.target ?? null);
+    data.n!.push(report.n);
+    data.base_rate!.push(report.base_rate);
+    for (const k of keys) {
+      data[k]!.push(report[k]);
+      const ci = report.bootstrap?.ci[k] ?? null;
+      data[`${k}_lo`]!.push(ci ? ci[0] : null);
+      data[`${k}_hi`]!.push(ci ? ci[1] : null);
+    }
+  }
+  return aq.table(data);
+}
