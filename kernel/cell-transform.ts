@@ -24,34 +24,42 @@ export interface CellTransformResult {
   hasValue: boolean;
 }
 
+/**
+ * How a later cell may see a top-level name: a mutable variable ("let": later cells assign to it), a
+ * constant, or anything else (function, class, enum, interface, type, namespace, import), which is
+ * seen with all its meanings through an import alias.
+ */
+export type NameKind = "let" | "const" | "alias";
+
 /** Every name a cell declares at top level, types included: what later cells can see. */
-export function topLevelNames(sourceFile: ts.SourceFile): string[] {
-  const names = new Set<string>();
-  const addBinding = (name: ts.BindingName): void => {
-    if (ts.isIdentifier(name)) names.add(name.text);
-    else for (const element of name.elements) if (!ts.isOmittedExpression(element)) addBinding(element.name);
+export function topLevelNames(sourceFile: ts.SourceFile): Map<string, NameKind> {
+  const names = new Map<string, NameKind>();
+  const addBinding = (name: ts.BindingName, kind: NameKind): void => {
+    if (ts.isIdentifier(name)) names.set(name.text, kind);
+    else for (const element of name.elements) if (!ts.isOmittedExpression(element)) addBinding(element.name, kind);
   };
   for (const statement of sourceFile.statements) {
     if (ts.isVariableStatement(statement)) {
-      for (const declaration of statement.declarationList.declarations) addBinding(declaration.name);
+      const kind = statement.declarationList.flags & ts.NodeFlags.Const ? "const" : "let";
+      for (const declaration of statement.declarationList.declarations) addBinding(declaration.name, kind);
     } else if (
       (ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement) || ts.isInterfaceDeclaration(statement) || ts.isTypeAliasDeclaration(statement) || ts.isEnumDeclaration(statement)) &&
       statement.name
     ) {
-      names.add(statement.name.text);
+      names.set(statement.name.text, "alias");
     } else if (ts.isModuleDeclaration(statement) && ts.isIdentifier(statement.name)) {
-      names.add(statement.name.text);
+      names.set(statement.name.text, "alias");
     } else if (ts.isImportDeclaration(statement) && statement.importClause) {
       const clause = statement.importClause;
-      if (clause.name) names.add(clause.name.text);
+      if (clause.name) names.set(clause.name.text, "alias");
       const bindings = clause.namedBindings;
-      if (bindings && ts.isNamespaceImport(bindings)) names.add(bindings.name.text);
-      else if (bindings) for (const element of bindings.elements) names.add(element.name.text);
+      if (bindings && ts.isNamespaceImport(bindings)) names.set(bindings.name.text, "alias");
+      else if (bindings) for (const element of bindings.elements) names.set(element.name.text, "alias");
     } else if (ts.isImportEqualsDeclaration(statement)) {
-      names.add(statement.name.text);
+      names.set(statement.name.text, "alias");
     }
   }
-  return [...names];
+  return names;
 }
 
 const f = ts.factory;

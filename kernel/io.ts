@@ -25,6 +25,8 @@ export interface ExecutionState {
   readonly parent: Record<string, unknown>;
   readonly identities: Buffer[];
   readonly allowStdin: boolean;
+  /** A silent request publishes nothing on iopub but its busy/idle status. */
+  readonly silent: boolean;
   readonly executionCount: number;
   interrupted: boolean;
   /** Outputs still being prepared (a PNG render, say); the reply waits for them. */

@@ -137,6 +137,7 @@ export class KernelServer {
   private publish(msgType: string, content: Record<string, unknown>, state?: ExecutionState, metadata: Record<string, unknown> = {}, buffers?: Buffer[]): void {
     if (msgType !== "stream") this.flushStreams();
     const owner = state ?? executionScope.getStore() ?? this.last;
+    if (owner?.silent) return;
     this.publishWithParent(msgType, content, owner?.parent ?? {}, metadata, buffers);
   }
 
@@ -179,7 +180,7 @@ export class KernelServer {
     this.streamTimer = undefined;
     for (const [name, { text, state }] of this.streams) {
       this.streams.delete(name);
-      if (text !== "") this.publishWithParent("stream", { name, text }, state?.parent ?? {});
+      if (text !== "" && !state?.silent) this.publishWithParent("stream", { name, text }, state?.parent ?? {});
     }
   }
 
@@ -277,6 +278,7 @@ export class KernelServer {
       parent: message.header as unknown as Record<string, unknown>,
       identities: message.identities,
       allowStdin: message.content.allow_stdin === true,
+      silent: message.content.silent === true,
       executionCount,
       interrupted: false,
       pending: new Set(),

@@ -19,6 +19,7 @@ const PACKAGE_VERSION = (requireHere("../package.json") as { version: string }).
 const GLOBAL_NAMES = ["display", "newDisplay", "clearOutput", "progress", "input", "password", "interruptSignal", "comms"] as const;
 
 // On the first line, so that only line 1's columns shift: the source map offset stays trivial.
+const KERNEL_DIR = join(repoRoot, "kernel") + "/";
 const PREFIX = '(async function () { "use strict"; ';
 
 /** TypeScript cells, type-checked across cells and run in the kernel's own realm. */
@@ -86,17 +87,21 @@ export class TypeScriptInterpreter implements Interpreter {
     if (output.sourceMapText) this.maps.set(cell, decodeMappings((JSON.parse(output.sourceMapText) as { mappings: string }).mappings));
     const js = output.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, "");
 
+    // A SIGINT that came during the type check is handled here, before a loop could swallow it.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (state.interrupted) return { status: "error", ...this.runtimeError(new KernelInterrupt()) };
     try {
       const fresh = result.declared.filter((name) => !this.declared.has(name));
       if (fresh.length > 0) {
         vm.runInThisContext(`let ${fresh.join(", ")};`, { filename: "kernel-declarations" });
         for (const name of fresh) this.declared.add(name);
       }
-      const script = new vm.Script(`${PREFIX}${js}\n})`, {
+      // Called inside the script, so the synchronous part of the cell runs under breakOnSigint.
+      const script = new vm.Script(`${PREFIX}${js}\n}).call(undefined)`, {
         filename: this.cellFile(cell),
         importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
       });
-      const run = (script.runInThisContext({ breakOnSigint: true }) as () => Promise<[unknown] | undefined>).call(undefined);
+      const run = script.runInThisContext({ breakOnSigint: true }) as Promise<[unknown] | undefined>;
       const interrupted = new Promise<never>((_, reject) => state.onInterrupt.add(() => reject(new KernelInterrupt())));
       const returned = await Promise.race([run, interrupted]);
       // Display calls return handles; like Python's display(), they are not the cell's value.
@@ -143,7 +148,8 @@ export class TypeScriptInterpreter implements Interpreter {
     const frames: string[] = [];
     for (const line of (error.stack ?? "").split("\n")) {
       if (!/^\s+at /.test(line)) continue;
-      if (/node:internal|\/kernel\/[\w-]+\.ts|kernel-declarations/.test(line)) break;
+      // The kernel's own frames (and Node's) end the part of the stack that the user wrote.
+      if (!/__ktu_cell_\d+\.ts/.test(line) && (line.includes(KERNEL_DIR) || /node:internal|kernel-declarations/.test(line))) break;
       frames.push(this.mapFrame(line));
     }
     if (error instanceof KernelInterrupt) frames.length = 0;

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import ts from "typescript";
-import { topLevelNames } from "./cell-transform.ts";
+import { topLevelNames, type NameKind } from "./cell-transform.ts";
 
 /**
  * Type-checking across cells with one LanguageService. Each checked cell is a module (top-level await
@@ -32,7 +32,7 @@ function cachedIfInstalled<T>(cache: Map<string, T>, name: string, read: (name: 
 
 export class CellTypeChecker {
   private readonly files = new Map<string, { text: string; version: number }>();
-  private readonly scope = new Map<string, number>(); // name -> cell number declaring it last
+  private readonly scope = new Map<string, { cell: number; kind: NameKind }>(); // from the cell that declared it last
   private readonly service: ts.LanguageService;
   private readonly options: ts.CompilerOptions;
   private readonly scopeFile: string;
@@ -138,12 +138,12 @@ export class CellTypeChecker {
     if (this.passed.has(key)) return [];
     const sourceFile = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.ES2022, false, ts.ScriptKind.TS);
     const names = topLevelNames(sourceFile);
-    this.setFile(this.checkFile, `${code}\n;export { ${names.join(", ")} };\n`);
+    this.setFile(this.checkFile, `${code}\n;export { ${[...names.keys()].join(", ")} };\n`);
     const diagnostics = [...this.service.getSyntacticDiagnostics(this.checkFile), ...this.service.getSemanticDiagnostics(this.checkFile)].filter(
       (d) => d.category === ts.DiagnosticCategory.Error && !IGNORED_CODES.has(d.code),
     );
     if (diagnostics.length > 0) return diagnostics.map((d) => this.toCellDiagnostic(d, code));
-    if (names.length === 0) {
+    if (names.size === 0) {
       if (this.passed.size > 1000) this.passed.clear();
       this.passed.add(key);
       return [];
@@ -151,20 +151,23 @@ export class CellTypeChecker {
     const output = this.service.getEmitOutput(this.checkFile, true).outputFiles.find((o) => o.name.endsWith(".d.ts"));
     if (output) {
       this.setFile(join(this.cwd, `__ktu_cell_${n}.d.ts`), output.text);
-      for (const name of names) this.scope.set(name, n);
+      for (const [name, kind] of names) this.scope.set(name, { cell: n, kind });
       this.rebuildScope();
     }
     return [];
   }
 
   private rebuildScope(): void {
-    const cells = [...new Set(this.scope.values())].sort((a, b) => a - b);
+    const cells = [...new Set([...this.scope.values()].map((entry) => entry.cell))].sort((a, b) => a - b);
     for (const name of [...this.files.keys()]) {
       const match = /__ktu_cell_(\d+)\.d\.ts$/.exec(name);
       if (match && !cells.includes(Number(match[1]))) this.files.delete(name);
     }
     const imports = cells.map((n) => `import * as __c${n} from "./__ktu_cell_${n}";`).join("\n");
-    const aliases = [...this.scope].map(([name, n]) => `  export import ${name} = __c${n}.${name};`).join("\n");
+    // Variables are re-declared by type (an import alias could not be assigned to); the rest is aliased.
+    const aliases = [...this.scope]
+      .map(([name, { cell, kind }]) => (kind === "alias" ? `  export import ${name} = __c${cell}.${name};` : `  ${kind === "let" ? "var" : "const"} ${name}: typeof __c${cell}.${name};`))
+      .join("\n");
     this.setFile(this.scopeFile, `${imports}\ndeclare global {\n${aliases}\n}\nexport {};\n`);
     this.scopeVersion++;
   }
