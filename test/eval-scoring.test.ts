@@ -239,7 +239,8 @@ test("bad input: missing prediction, duplicate id, no answers, unknown id name t
   writeFileSync(preds, lines([{ id: 1, pos_prediction: "a" }]));
   assert.throws(() => scoreFiles(bench, preds), /field neg_prediction: missing/);
   writeFileSync(preds, lines([{ id: 9, pos_prediction: "a", neg_prediction: "" }]));
-  assert.throws(() => scoreFiles(bench, preds, { partial: true }), /id 9, field id: not in the benchmark/);
+  assert.throws(() => scoreFiles(bench, preds), /id 9, field id: not in the benchmark/);
+  assert.deepEqual(scoreFiles(bench, preds, { partial: true }).extra, [9]);
   writeFileSync(bench, lines([{ id: 1, context: "c", pos_query: "q", pos_answer: [], neg_query: "n" }]));
   assert.throws(() => scoreFiles(bench, preds), /id 1 \(line 1\), field pos_answer: no answers/);
 });

@@ -21,7 +21,8 @@ const score = defineCommand({
   help: `  --benchmark FILE    benchmark.jsonl from 'ktu data benchmark', or the authors' layout as .csv/.json
   --predictions FILE  one JSON per line: {"id", "pos_prediction", "neg_prediction"}
 ${metricHelp}
-  --partial           score only the benchmark rows that have a prediction
+  --partial           score only the benchmark rows that have a prediction, ignoring predictions
+                      for ids not in the benchmark (both counted in the summary)
   --rows              also print one JSON line per row before the summary
   --ci                95% bootstrap intervals of the three accuracies, resampling ASQA ambiguous
                       questions (sample_id) when the benchmark has them, else rows; --draws N

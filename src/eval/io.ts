@@ -117,20 +117,21 @@ export function readPredictions(path: string): EvalPrediction[] {
 }
 
 /**
- * Pairs every benchmark row with its prediction. A benchmark id without a prediction is an error
- * naming the id, unless `partial` (then the missing ids are returned); a prediction whose id is
- * not in the benchmark is always an error.
+ * Pairs every benchmark row with its prediction. A benchmark id without a prediction, or a
+ * prediction whose id is not in the benchmark, is an error naming the id, unless `partial` (then
+ * both lists are returned and only the pairs are scored).
  */
 export function joinPredictions(
   benchmark: readonly EvalBenchmarkRow[],
   predictions: readonly EvalPrediction[],
   files: { benchmark: string; predictions: string },
   partial = false,
-): { pairs: { row: EvalBenchmarkRow; prediction: EvalPrediction }[]; missing: (string | number)[] } {
+): { pairs: { row: EvalBenchmarkRow; prediction: EvalPrediction }[]; missing: (string | number)[]; extra: (string | number)[] } {
   const byId = new Map(predictions.map((p) => [idKey(p.id), p]));
   const known = new Set(benchmark.map((r) => idKey(r.id)));
-  for (const p of predictions) {
-    if (!known.has(idKey(p.id))) throw new InputError(files.predictions, `id ${JSON.stringify(p.id)}`, "id", `not in the benchmark ${files.benchmark}`);
+  const extra = predictions.filter((p) => !known.has(idKey(p.id)));
+  if (extra.length > 0 && !partial) {
+    throw new InputError(files.predictions, `id ${JSON.stringify(extra[0]!.id)}`, "id", `not in the benchmark ${files.benchmark} (${extra.length} such; use --partial to ignore them)`);
   }
   const pairs: { row: EvalBenchmarkRow; prediction: EvalPrediction }[] = [];
   const missing: (string | number)[] = [];
@@ -143,5 +144,5 @@ export function joinPredictions(
     const shown = missing.slice(0, 5).map((id) => JSON.stringify(id)).join(", ");
     throw new InputError(files.predictions, `id ${JSON.stringify(missing[0])}`, "pos_prediction", `no prediction for ${missing.length} benchmark id(s): ${shown}${missing.length > 5 ? ", ..." : ""} (use --partial to score only the predicted rows)`);
   }
-  return { pairs, missing };
+  return { pairs, missing, extra: extra.map((p) => p.id) };
 }

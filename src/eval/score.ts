@@ -6,8 +6,9 @@ import { DEFAULT_METRIC, scoreRow, summarizeRows, type Accuracies, type MetricVa
 
 export interface ScoreReport extends Accuracies {
   metric: MetricVariant;
-  /** Benchmark ids without a prediction (only with `partial`). */
+  /** Benchmark ids without a prediction, and predictions for ids not in the benchmark (only with `partial`). */
   missing: (string | number)[];
+  extra: (string | number)[];
   rows: RowScore[];
 }
 
@@ -21,9 +22,9 @@ export interface ScoreOptions {
 export function scorePredictions(benchmark: readonly EvalBenchmarkRow[], predictions: readonly EvalPrediction[], options: ScoreOptions = {}): ScoreReport {
   const metric = options.metric ?? DEFAULT_METRIC;
   const files = options.files ?? { benchmark: "benchmark", predictions: "predictions" };
-  const { pairs, missing } = joinPredictions(benchmark, predictions, files, options.partial);
+  const { pairs, missing, extra } = joinPredictions(benchmark, predictions, files, options.partial);
   const rows = pairs.map(({ row, prediction }) => scoreRow(idKey(row.id), row.pos_answer, prediction.pos_prediction, prediction.neg_prediction, metric));
-  return { ...summarizeRows(rows), metric, missing, rows };
+  return { ...summarizeRows(rows), metric, missing, extra, rows };
 }
 
 export function scoreFiles(benchmarkPath: string, predictionsPath: string, options: Omit<ScoreOptions, "files"> = {}): ScoreReport {
@@ -42,7 +43,7 @@ export function scoreSummary(report: ScoreReport): Record<string, unknown> {
     known_wrong: report.known_wrong,
     known_refused: report.known_refused,
     unknown_correct: report.unknown_correct,
-    ...(report.missing.length ? { missing: report.missing.length, partial: true } : {}),
+    ...(report.missing.length || report.extra.length ? { missing: report.missing.length, extra: report.extra.length, partial: true } : {}),
   };
 }
 
