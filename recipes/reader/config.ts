@@ -22,7 +22,11 @@ export const readerRecipe = {
   /** Passages are cropped around the answer to at most this many characters. */
   maxContextChars: 600,
   stages: [
-    { name: "skills", steps: 1200, mixture: { copy: 1, recall: 2, member: 2 } },
+    // Copy first: it is the induction primitive the other tasks build on. A first pilot that mixed
+    // copy, recall and membership from step 0 printed " No" for every task at step 175.
+    { name: "copy", steps: 300, mixture: { copy: 1 } },
+    { name: "recall", steps: 500, mixture: { copy: 1, recall: 2 } },
+    { name: "skills", steps: 400, mixture: { copy: 1, recall: 2, member: 2 } },
     { name: "reader", steps: 1800, mixture: { lm: 1, recall: 1, member: 1, span: 3 } },
   ] as ReaderStage[],
   checkpointEvery: 25,
