@@ -109,7 +109,7 @@ export function reliabilityDiagram(report: CalibrationReport, options: Reliabili
     },
   ];
   const layout = {
-    title: { text: options.title ?? "Reliability diagram" },
+    title: { text: options.title ?? "Reliability diagram", font: { size: 14 } },
     barmode: "overlay",
     // About square: the upper panel's plot area is ~390 x 385 px (no scaleanchor, which would widen the x range).
     width: 470,
@@ -124,28 +124,49 @@ export function reliabilityDiagram(report: CalibrationReport, options: Reliabili
   return figure(data, layout);
 }
 
-/** Equal-mass bins: unequal widths, so points at (conf_b, acc_b) joined by a line. */
+/** Equal-mass bins: unequal widths, so points at (conf_b, acc_b) joined by a line; each bin's span and count below. */
 export function equalMassReliability(bins: BinTable, options: { title?: string } = {}): Figure {
   const used = bins.counts.map((k, b) => b).filter((b) => bins.counts[b]! > 0);
+  const hover = used.map((b) => `[${fmt(bins.confidence_min[b], 4)}, ${fmt(bins.confidence_max[b], 4)}]<br>n = ${bins.counts[b]}<br>conf ${fmt(bins.mean_confidence[b], 4)}<br>acc ${fmt(bins.accuracy[b], 4)}`);
   return figure(
     [
-      { type: "scatter", mode: "lines", name: "perfectly calibrated", x: [0, 1], y: [0, 1], line: { color: GREY, dash: "dash" }, hoverinfo: "skip" },
+      { type: "scatter", mode: "lines", name: "perfectly calibrated", x: [0, 1], y: [0, 1], line: { color: GREY, dash: "dash" }, hoverinfo: "skip", xaxis: "x", yaxis: "y" },
       {
         type: "scatter",
         mode: "lines+markers",
         name: "equal-mass bins",
         x: used.map((b) => bins.mean_confidence[b]),
         y: used.map((b) => bins.accuracy[b]),
-        hovertext: used.map((b) => `[${fmt(bins.confidence_min[b], 4)}, ${fmt(bins.confidence_max[b], 4)}]<br>n = ${bins.counts[b]}<br>acc ${fmt(bins.accuracy[b], 4)}`),
+        hovertext: hover,
         hoverinfo: "text",
+        xaxis: "x",
+        yaxis: "y",
+      },
+      {
+        // One bar per bin from its smallest to its largest confidence, as high as its count.
+        type: "bar",
+        name: "items per bin",
+        x: used.map((b) => (bins.confidence_min[b]! + bins.confidence_max[b]!) / 2),
+        width: used.map((b) => Math.max(bins.confidence_max[b]! - bins.confidence_min[b]!, 0.004)),
+        y: used.map((b) => bins.counts[b]),
+        text: used.map((b) => String(bins.counts[b])),
+        textposition: "outside",
+        marker: { color: GREY, opacity: 0.6 },
+        hovertext: hover,
+        hoverinfo: "text",
+        showlegend: false,
+        xaxis: "x",
+        yaxis: "y2",
       },
     ],
     {
-      title: { text: options.title ?? "Reliability (equal-mass bins)" },
-      width: 480,
-      height: 480,
-      xaxis: { range: [0, 1], dtick: 0.2, title: { text: "mean confidence" } },
-      yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" } },
+      title: { text: options.title ?? "Reliability (equal-mass bins)", font: { size: 13 } },
+      width: 470,
+      height: 620,
+      xaxis: { range: [0, 1], dtick: 0.2, title: { text: "mean confidence" }, anchor: "y2" },
+      yaxis: { range: [0, 1], dtick: 0.2, title: { text: "observed frequency" }, domain: [0.32, 1] },
+      yaxis2: { title: { text: "items" }, domain: [0, 0.22], rangemode: "tozero" },
+      legend: { orientation: "h", y: -0.15 },
     },
   );
 }
