@@ -33,24 +33,25 @@ test("a notebook with every output kind round-trips through nbclient, nbconvert 
     await plot.waitFor({ state: "visible", timeout: 60_000 });
     const shot = await page.locator(".ktu-plotly").first().screenshot();
     // Decode the screenshot in the page and count what was drawn: a blank or one-colour area fails.
-    const stats = await page.evaluate(async (base64) => {
+    // (A string, so this DOM code is not type-checked against Node's library.)
+    const stats = (await page.evaluate(`(async () => {
       const image = new Image();
-      image.src = `data:image/png;base64,${base64}`;
+      image.src = "data:image/png;base64,${shot.toString("base64")}";
       await image.decode();
       const canvas = document.createElement("canvas");
       canvas.width = image.width;
       canvas.height = image.height;
-      const context = canvas.getContext("2d")!;
+      const context = canvas.getContext("2d");
       context.drawImage(image, 0, 0);
       const { data } = context.getImageData(0, 0, image.width, image.height);
-      const colours = new Set<number>();
+      const colours = new Set();
       let inked = 0;
       for (let i = 0; i < data.length; i += 4) {
-        colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
-        if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) inked++;
+        colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+        if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) inked++;
       }
       return { width: image.width, height: image.height, colours: colours.size, inked, pixels: data.length / 4 };
-    }, shot.toString("base64"));
+    })()`)) as { width: number; height: number; colours: number; inked: number; pixels: number };
     assert.ok(stats.width >= 400 && stats.height >= 250, JSON.stringify(stats));
     assert.ok(stats.colours >= 20, `the plot area has only ${stats.colours} colours: ${JSON.stringify(stats)}`);
     assert.ok(stats.inked > 500 && stats.inked < stats.pixels * 0.9, `inked pixels: ${JSON.stringify(stats)}`);
