@@ -22,6 +22,12 @@ const GLOBAL_NAMES = ["display", "newDisplay", "clearOutput", "progress", "input
 const KERNEL_DIR = join(repoRoot, "kernel") + "/";
 const PREFIX = '(async function () { "use strict"; ';
 
+interface Compiled {
+  js: string;
+  result: CellTransformResult;
+  mappings: LineMappings | undefined;
+}
+
 /** TypeScript cells, type-checked across cells and run in the kernel's own realm. */
 export class TypeScriptInterpreter implements Interpreter {
   readonly implementation = "know-the-unknown";
@@ -43,6 +49,8 @@ export class TypeScriptInterpreter implements Interpreter {
   private readonly declared = new Set<string>();
   private readonly maps = new Map<number, LineMappings>();
   private readonly cwd = process.cwd();
+  private readonly compiled = new Map<string, Compiled>();
+  private transform: typeof import("./cell-transform.ts") | undefined;
 
   constructor() {
     Object.defineProperty(globalThis, RUNTIME, { value: { ck: checkInterrupt }, enumerable: false, configurable: true });
@@ -57,7 +65,8 @@ export class TypeScriptInterpreter implements Interpreter {
 
   private async load(): Promise<{ ts: typeof ts; checker: CellTypeChecker }> {
     if (!this.tsModule || !this.checkerInstance) {
-      const [tsModule, { CellTypeChecker }] = await Promise.all([import("typescript"), import("./ts-service.ts"), this.installGlobals()]);
+      const [tsModule, { CellTypeChecker }, transform] = await Promise.all([import("typescript"), import("./ts-service.ts"), import("./cell-transform.ts"), this.installGlobals()]);
+      this.transform = transform;
       this.tsModule = (tsModule as unknown as { default: typeof ts }).default ?? (tsModule as unknown as typeof ts);
       const apiPath = join(repoRoot, "kernel", "api.ts");
       const globals = `declare global {\n${GLOBAL_NAMES.map((n) => `  const ${n}: typeof import(${JSON.stringify(apiPath)}).${n};`).join("\n")}\n}\nexport {};\n`;
@@ -73,19 +82,33 @@ export class TypeScriptInterpreter implements Interpreter {
 
   private cellFile = (cell: number): string => join(this.cwd, `__ktu_cell_${cell}.ts`);
 
+  /** TypeScript to the rewritten script; the same code always compiles the same, so it is cached. */
+  private compile(tsModule: typeof ts, code: string, cell: number): Compiled {
+    const cached = this.compiled.get(code);
+    if (cached) return cached;
+    const result: CellTransformResult = { declared: [], hasValue: false };
+    const output = tsModule.transpileModule(code, {
+      fileName: `cell-${cell}.ts`,
+      compilerOptions: { target: tsModule.ScriptTarget.ES2022, module: tsModule.ModuleKind.ESNext, verbatimModuleSyntax: true, sourceMap: true, esModuleInterop: true },
+      transformers: { after: [this.transform!.cellTransformer(result)] },
+    });
+    const compiled: Compiled = {
+      js: output.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, ""),
+      result,
+      mappings: output.sourceMapText ? decodeMappings((JSON.parse(output.sourceMapText) as { mappings: string }).mappings) : undefined,
+    };
+    if (this.compiled.size > 500) this.compiled.clear();
+    this.compiled.set(code, compiled);
+    return compiled;
+  }
+
   async execute(code: string, cell: number, state: ExecutionState): Promise<ExecuteOutcome> {
     const { ts, checker } = await this.load();
     const diagnostics = checker.check(cell, code);
     if (diagnostics.length > 0) return this.typeError(cell, code, diagnostics);
 
-    const result: CellTransformResult = { declared: [], hasValue: false };
-    const output = ts.transpileModule(code, {
-      fileName: `cell-${cell}.ts`,
-      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true, sourceMap: true, esModuleInterop: true },
-      transformers: { after: [(await import("./cell-transform.ts")).cellTransformer(result)] },
-    });
-    if (output.sourceMapText) this.maps.set(cell, decodeMappings((JSON.parse(output.sourceMapText) as { mappings: string }).mappings));
-    const js = output.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, "");
+    const { js, result, mappings } = this.compile(ts, code, cell);
+    if (mappings) this.maps.set(cell, mappings);
 
     // A SIGINT that came during the type check is handled here, before a loop could swallow it.
     await new Promise((resolve) => setImmediate(resolve));
