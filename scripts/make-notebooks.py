@@ -304,7 +304,7 @@ display.plotly(figure([{ type: "scatter", mode: "lines", x: h.map((s) => s.step)
 const usModel = trainer2.merged();
 trainer2.dispose();
 """),
-    md("## Does the model follow instructions it has not seen with these questions?\n\nHeld-out HotpotQA questions (not among the stage-2 training samples), one instruction each; the answer part (before CHECKING) goes through the instruction's verifier."),
+    md("## Does the model follow instructions it has not seen with these questions?\n\nHeld-out HotpotQA questions (not among the stage-2 training samples), one instruction each; the answer part (before CHECKING) goes through the instruction's verifier. Some instructions are met by almost any text (no digits, no commas), so compare with the stage-1 row, whose model never saw an instruction."),
     code("""
 const usedIds = new Set(readFileSync(built.paths.stage2, "utf8").trim().split("\\n").map((l) => JSON.parse(l).source_id));
 const heldOut = (await Promise.all(DEFAULT_HOTPOT_FILES.map((f) => readHotpotAll(f)))).flat().filter((s) => !usedIds.has(s.id)).slice(0, params.instructionRows);

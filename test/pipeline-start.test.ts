@@ -4,10 +4,12 @@
  * Chromium screenshot of the report with non-blank plots, and bad options.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { repoRoot } from "../src/util/paths.ts";
 import { runKtu } from "./helpers/cli.ts";
 import { haveChromium, plotPixels } from "./helpers/plot-pixels.ts";
 
@@ -97,4 +99,34 @@ test("bad options are usage errors naming the option; a missing model names the 
   const model = runKtu(["start", "--quick", "--model", join(dir, "nope.bin"), "--out", dir]);
   assert.equal(model.status, 1);
   assert.match(model.stderr, /nope\.bin.*no such model file/);
+});
+
+test("a run killed in the middle of a training continues from its checkpoint", async () => {
+  const out = mkdtempSync(join(tmpdir(), "ktu-kill-"));
+  const small = ["start", "--out", out, "--seeds", "1", "--jobs", "1", "--steps", "6", "--train-rows", "16", "--test-rows", "4", "--max-len", "128", "--draws", "20"];
+  try {
+    // Checkpoints come every 5 steps here; the line of step 5 is printed after its checkpoint is written.
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "ktu.js"), ...small], { stdio: ["ignore", "pipe", "pipe"] });
+    let seen = "";
+    await new Promise<void>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`no step 5 within 10 minutes:\n${seen}`)), 600_000);
+      child.stdout.on("data", (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (/stage1: stage1 step 5\/6/.test(seen)) {
+          clearTimeout(timer);
+          child.kill("SIGKILL");
+          done();
+        }
+      });
+      child.on("exit", () => fail(new Error(`ended before step 5:\n${seen}`)));
+    });
+    const rerun = runKtu(small, { timeoutMs: 600_000 });
+    assert.equal(rerun.status, 0, rerun.stderr);
+    assert.match(rerun.stdout, /seed 1 stage1: train on stage1: resumed at step 5\/6/);
+    assert.match(rerun.stdout, /= base: evaluate: already done/);
+    const log = readFileSync(join(out, "report", "runs", "seed-1", "stage1", "trainer_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(log.filter((r) => "loss" in r).map((r) => r.current_steps), [1, 2, 3, 4, 5, 6]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
