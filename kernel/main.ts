@@ -31,10 +31,20 @@ register(url("kernel", "resolve-hooks.mjs"), {
 });
 const server = new KernelServer(info, new TypeScriptInterpreter());
 // A kernel must outlive whatever a cell leaves behind: log it and go on.
-process.on("uncaughtException", (error) => server.log(`uncaught exception (kernel continues): ${error.stack ?? error}`));
+process.on("uncaughtException", (error) => {
+  server.log(`uncaught exception (kernel continues): ${error.stack ?? error}`);
+  process.stderr.write(`Uncaught exception: ${error.name}: ${error.message}\n`);
+});
 process.on("unhandledRejection", (reason) => {
   const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
   server.log(`unhandled promise rejection (kernel continues): ${text}`);
   process.stderr.write(`Unhandled promise rejection: ${text}\n`);
 });
+// A frontend that kills the kernel (SIGTERM, SIGHUP) still gets the plot browser closed.
+for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  process.once(signal, () => {
+    server.log(`${signal}: shutting down`);
+    void server.close().finally(() => process.exit(0));
+  });
+}
 await server.start();
