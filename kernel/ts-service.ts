@@ -110,6 +110,8 @@ export class CellTypeChecker {
       directoryExists: (name) => cachedIfInstalled(this.dirs, name, ts.sys.directoryExists),
       getDirectories: (name) => ts.sys.getDirectories(name),
       realpath: ts.sys.realpath,
+      // Shared with resolution, so package.json lookups (which every program repeats) are answered once.
+      getModuleResolutionCache: () => this.resolutionCache,
       resolveModuleNameLiterals: (literals, containingFile, _redirected, options) =>
         literals.map((literal) => {
           const resolved = ts.resolveModuleName(literal.text, containingFile, options, host, this.resolutionCache);
