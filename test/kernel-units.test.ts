@@ -208,3 +208,28 @@ describe("plotly", () => {
     assert.match(html, /<title>Three &#60;figures&#62;<\/title>/);
   });
 });
+
+describe("ktu kernel install / uninstall", () => {
+  test("the CLI writes a kernelspec that jupyter kernelspec list shows, and removes it", { timeout: 60_000 }, async () => {
+    const { runKtu } = await import("./helpers/cli.ts");
+    const { spawnSync } = await import("node:child_process");
+    const prefix = mkdtempSync(join(tmpdir(), "ktu-cli-spec-"));
+    const installed = runKtu(["kernel", "install", "--prefix", prefix, "--name", "ktu-cli"]);
+    assert.equal(installed.status, 0, installed.stderr);
+    const specDir = join(prefix, "share", "jupyter", "kernels", "ktu-cli");
+    assert.ok(existsSync(join(specDir, "kernel.json")));
+    const list = spawnSync("/usr/bin/python3", ["-m", "jupyter_client.kernelspecapp", "list", "--json"], {
+      encoding: "utf8",
+      env: { ...process.env, JUPYTER_PATH: join(prefix, "share", "jupyter") },
+    });
+    if (list.status === 0) {
+      const specs = (JSON.parse(list.stdout) as { kernelspecs: Record<string, { resource_dir: string; spec: { display_name: string } }> }).kernelspecs;
+      assert.equal(specs["ktu-cli"]?.spec.display_name, "TypeScript (know-the-unknown)");
+      assert.equal(specs["ktu-cli"]?.resource_dir, specDir);
+    }
+    assert.equal(runKtu(["kernel", "install", "--prefix", prefix, "--name", "bad/name"]).status, 2);
+    assert.equal(runKtu(["kernel", "uninstall", "--prefix", prefix, "--name", "ktu-cli"]).status, 0);
+    assert.equal(existsSync(specDir), false);
+    assert.equal(runKtu(["kernel", "uninstall", "--prefix", prefix, "--name", "ktu-cli"]).status, 2);
+  });
+});

@@ -22,6 +22,8 @@ class KtuKernelTests(jupyter_kernel_test.KernelTests):
         {"text": "Math.ma", "matches": {"max"}},
         {"text": "const zebraLongName = 1; zebraLong", "matches": {"zebraLongName"}},
         {"text": "[1, 2].fla", "matches": {"flat", "flatMap"}},
+        # cursor_pos counts code points: the emoji is one, though two UTF-16 units in JavaScript.
+        {"text": "const face = '\U0001F600'; Math.ma", "matches": {"max"}},
     ]
 
     complete_code_samples = ["1 + 1", "const a = 1;", "function f() { return 1 }", "", "// just a comment"]

@@ -11,7 +11,8 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, "..", "fixtures", "notebooks", "every-output.ipynb")
+FIXTURES = os.path.join(HERE, "..", "fixtures", "notebooks")
+FIXTURE = os.path.join(FIXTURES, "every-output.ipynb")
 OUT = os.environ.get("KTU_NOTEBOOK_OUT", "/tmp")
 
 
@@ -25,7 +26,7 @@ class NotebookTests(unittest.TestCase):
     def setUpClass(cls):
         nb = nbformat.read(FIXTURE, as_version=4)
         # Only the cell tagged raises-exception may fail; any other error fails the run.
-        NotebookClient(nb, timeout=180, kernel_name=os.environ.get("KTU_KERNEL_NAME", "know-the-unknown"), resources={"metadata": {"path": HERE}}).execute()
+        NotebookClient(nb, timeout=180, kernel_name=os.environ.get("KTU_KERNEL_NAME", "know-the-unknown"), resources={"metadata": {"path": FIXTURES}}).execute()
         nbformat.write(nb, os.path.join(OUT, "executed.ipynb"))
         cls.nb = nb
         cls.cells = nb.cells
@@ -51,6 +52,8 @@ class NotebookTests(unittest.TestCase):
     def test_execute_result(self):
         self.assertEqual(self.outputs(1, "execute_result")[0].data["text/plain"], "42")
         self.assertEqual(self.outputs(13, "execute_result")[0].data["text/plain"], "43")
+        # A relative import from the notebook's folder (the kernel's cwd).
+        self.assertEqual(self.outputs(14, "execute_result")[0].data["text/plain"], "42")
 
     def test_rich_display(self):
         html, markdown = self.outputs(2, "display_data")
