@@ -81,7 +81,8 @@ export class CellTypeChecker {
     };
     this.setFile(this.globalsFile, globalsDeclarations);
     this.setFile(this.scopeFile, "export {};\n");
-    const host: ts.LanguageServiceHost = {
+    // getModuleResolutionCache is read by the language service although its host type does not list it.
+    const host: ts.LanguageServiceHost & { getModuleResolutionCache(): ts.ModuleResolutionCache } = {
       getCompilationSettings: () => this.options,
       // Earlier cells' declarations come in through the scope file's imports, not as roots.
       getScriptFileNames: () => [...this.files.keys()].filter((name) => !/__ktu_cell_\d+\.d\.ts$/.test(name)),
