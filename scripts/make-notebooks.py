@@ -193,6 +193,7 @@ const summary = (e: Awaited<ReturnType<typeof evaluateArm>>, name: string) => ({
 });
 const before = await evaluateArm(base, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
 display.table(aq.from([summary(before, "base")]));
+display.plotly(reliabilityDiagram(before.calibration.p_sufficient, { title: "Reliability of P(Sufficient): base, before training" }));
 """),
     md("## Training, step by step\n\nThe trainer is an async iterator of steps: stop the cell, change `trainer.config.learningRate`, and continue with the next cell."),
     code("""
@@ -220,9 +221,8 @@ display.markdown(d.no_discrimination || d.majority_label_share > 0.9
   ? `**No learned discrimination.** After stage 1 the model gives "${d.majority_label}" to ${(100 * d.majority_label_share).toFixed(0)}% of test questions and its AUROC interval contains 0.5: it learned the label prior, not question-to-passage matching.`
   : `The stage-1 classifier separates known from unknown questions: AUROC ${d.auroc_p_sufficient.value.toFixed(3)}.`);
 """),
-    md("## Calibration before and after\n\nP(Sufficient) against answerability, 15 equal-width bins (calibration.md)."),
+    md("## Calibration after stage 1\n\nP(Sufficient) against answerability, 15 equal-width bins (calibration.md); the base model's diagram is above, before training."),
     code("""
-display.plotly(reliabilityDiagram(before.calibration.p_sufficient, { title: "Reliability of P(Sufficient): base" }));
 display.plotly(reliabilityDiagram(after.calibration.p_sufficient, { title: "Reliability of P(Sufficient): after stage 1" }));
 """),
     code("""
