@@ -31,7 +31,7 @@ test("ktu start --quick writes out/report/index.html, results.json, adapters and
   assert.equal(first.status, 0, first.stderr + first.stdout.slice(-2000));
   assert.match(first.stdout, /Report: .*index\.html/);
   const r = results();
-  for (const key of ["generated", "source", "model", "settings", "data", "seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
+  for (const key of ["generated", "source", "model", "settings", "data", "seconds", "step_seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
   assert.deepEqual(r.arms.map((a: { id: string }) => a.id), ["base", "stage1", "qa", "stage2", "stage1_qa", "stage1_stage2"]);
   for (const arm of r.arms) {
     assert.equal(arm.seeds.length, 1, arm.id);

@@ -124,7 +124,10 @@ export interface PipelineResult {
   trained: TrainedRun[];
   evaluations: { seed: number | null; arm: PipelineArmId; dir: string; evaluation: ArmEvaluation }[];
   build: BuildAllResult;
+  /** Wall time of this invocation. */
   seconds: number;
+  /** All steps' own times, including those finished by earlier invocations and by parallel workers. */
+  stepSeconds: number;
   reportDir: string;
 }
 
@@ -169,12 +172,15 @@ const readJson = <T>(path: string): T | undefined => {
 };
 
 const MARKER = "done.json";
+/** Seconds of every step of this run, finished now or earlier (read from the markers), summed in runPipeline. */
+let stepSeconds = 0;
 
 /** Runs `work` unless `dir/done.json` holds the same key; clears a stale folder first. */
 async function step<T>(dir: string, key: string, name: string, emit: (e: PipelineEvent) => void, work: () => Promise<T>, keepPartial = false): Promise<T> {
   const marker = readJson<{ key: string; value: T; seconds: number }>(join(dir, MARKER));
   if (marker && marker.key === key) {
     emit({ kind: "step", step: name, state: "skipped", seconds: marker.seconds });
+    stepSeconds += marker.seconds;
     return marker.value;
   }
   // A folder from other settings is removed; a partial one of the same settings (a killed training) is kept to resume.
@@ -185,6 +191,7 @@ async function step<T>(dir: string, key: string, name: string, emit: (e: Pipelin
   const t0 = performance.now();
   const value = await work();
   const seconds = (performance.now() - t0) / 1000;
+  stepSeconds += seconds;
   await writeJsonAtomic(join(dir, MARKER), { key, value, seconds, finished: new Date().toISOString() });
   emit({ kind: "step", step: name, state: "done", seconds });
   return value;
@@ -194,6 +201,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const t0 = performance.now();
   const out = resolve(options.out);
   const reportDir = join(out, "report");
+  stepSeconds = 0;
   const runsDir = join(reportDir, "runs");
   await initBackend();
 
@@ -314,6 +322,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
     evaluations,
     build: built,
     seconds: (performance.now() - t0) / 1000,
+    stepSeconds,
     reportDir,
   };
 }

@@ -58,6 +58,7 @@ export interface PipelineSummary {
   settings: PipelineResult["options"];
   data: PipelineResult["data"];
   seconds: number;
+  step_seconds: number;
   overlap_reference_auroc: MetricWithCi;
   arms: ArmSummary[];
   pattern: PatternCheck;
@@ -109,6 +110,7 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
     settings: result.options,
     data: result.data,
     seconds: result.seconds,
+    step_seconds: result.stepSeconds,
     overlap_reference_auroc: result.overlapReference,
     arms,
     pattern: patternCheck(arms),
