@@ -154,7 +154,7 @@ export function reportHtml(result: PipelineResult, summary: PipelineSummary, fig
   const seeds = s.settings.seeds.length;
   const armRows = s.arms.map((a) => [a.label, a.paper_label, formatSpread(a.known), formatSpread(a.unknown), formatSpread(a.overall), `${a.collapsed_seeds}/${a.seeds.length}`, `${a.no_discrimination_seeds}/${a.seeds.length}`]);
   const seedRows = s.arms.flatMap((a) =>
-    a.seeds.map((r) => [a.label, r.seed ?? "–", r.n, formatCi(r.known), formatCi(r.unknown), formatCi(r.overall), `${(100 * r.diagnostics.majority_output_share).toFixed(0)}% "${r.diagnostics.majority_output.slice(0, 30)}"`, `${(100 * r.diagnostics.refusal_share).toFixed(0)}%`, formatCi(r.diagnostics.auroc_p_sufficient, 2), formatCi(r.diagnostics.auroc_p_answer, 2), `${(100 * r.diagnostics.classification_acc).toFixed(1)}`, r.lenient.known.toFixed(1) + " / " + r.lenient.unknown.toFixed(1)]),
+    a.seeds.map((r) => [a.label, r.seed ?? "–", r.n, formatCi(r.known), formatCi(r.unknown), r.known_refused.toFixed(1), formatCi(r.overall), `${(100 * r.diagnostics.majority_output_share).toFixed(0)}% "${r.diagnostics.majority_output.slice(0, 30)}"`, `${(100 * r.diagnostics.refusal_share).toFixed(0)}%`, formatCi(r.diagnostics.auroc_p_sufficient, 2), formatCi(r.diagnostics.auroc_p_answer, 2), `${(100 * r.diagnostics.classification_acc).toFixed(1)}`, r.lenient.known.toFixed(1) + " / " + r.lenient.unknown.toFixed(1)]),
   );
   const authorsRows = s.authors_temp_py.map((r) => [r.label, r.setting, r.known.toFixed(1), r.unknown.toFixed(1), r.overall.toFixed(1), r.source]);
   const trainRows = s.trained.map((t) => [t.seed, t.arm, t.set, t.examples, t.steps, Number.isFinite(t.finalLoss) ? t.finalLoss.toFixed(4) : "n/a", t.seconds.toFixed(1), relative(result.reportDir, t.dir)]);
@@ -175,7 +175,7 @@ ${banner}
 ${table(["arm", "authors' label", "known %", "unknown %", "overall %", "collapsed seeds", "no-discrimination seeds"], armRows)}
 <h2>Per seed, with 95% cluster-bootstrap intervals and collapse diagnostics</h2>
 <p>Intervals resample the ASQA ambiguous questions (both questions of a row, and rows sharing a question, move together). "Majority first word" is the share of the most common first word of the answers over all known and unknown questions (a constant label or a constant "Not Provided" shows as 90% or more), and "refusals" the share of all answers that refuse; AUROC compares known (1) with unknown (0) questions, 0.5 being chance. The word-overlap reference (no model) scores AUROC ${formatCi(s.overlap_reference_auroc, 2)} on the same rows.</p>
-${table(["arm", "seed", "n", "known %", "unknown %", "overall %", "majority first word", "refusals (all answers)", "AUROC P(Sufficient)", "AUROC P(answer)", "stage-1 acc %", "lenient 2024-08 known / unknown"], seedRows)}
+${table(["arm", "seed", "n", "known %", "unknown % (refused)", "known refused %", "overall %", "majority first word", "refusals (all answers)", "AUROC P(Sufficient)", "AUROC P(answer)", "stage-1 acc %", "lenient 2024-08 known / unknown"], seedRows)}
 <h2>The authors' numbers (not ours)</h2>
 <p>From the authors' plotting script temp.py (paper.md 4.2): Llama-2-7b-chat with LoRA, the paper's full prompts, ASQA train. Their test set, split and scoring version are not stated. They are shown for comparison only.</p>
 ${table(["authors' label", "setting (inferred)", "known %", "unknown %", "overall %", "source"], authorsRows, "authors")}

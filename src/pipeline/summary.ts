@@ -13,6 +13,8 @@ export interface SeedResult {
   unknown: MetricWithCi;
   overall: MetricWithCi;
   lenient: { known: number; unknown: number; overall: number };
+  /** Known questions the model refused (%): a model that refuses everything scores high on unknown ones. */
+  known_refused: number;
   diagnostics: CollapseDiagnostics;
   ece_p_sufficient: number;
   n: number;
@@ -86,6 +88,7 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
         unknown: e.unknown,
         overall: e.overall,
         lenient: { known: e.lenient.known_acc, unknown: e.lenient.unknown_acc, overall: e.lenient.overall },
+        known_refused: e.n ? (100 * e.strict.known_refused) / e.n : 0,
         diagnostics: e.diagnostics,
         ece_p_sufficient: e.calibration.p_sufficient.ece_equal_width_15,
         n: e.n,
@@ -140,6 +143,10 @@ export function patternCheck(arms: readonly ArmSummary[]): PatternCheck {
   const noDisc = trainedArms.filter((a) => a.no_discrimination_seeds > 0).map((a) => a.label);
   const parts: string[] = [];
   parts.push(appears ? "The paper's pattern appears in the seed means (stage 1: refusals up, known accuracy down; stage 2: known accuracy back, refusals still high)." : "The paper's pattern does NOT appear in the seed means.");
+  const s1Refused = s1.seeds.length ? s1.seeds.reduce((a, r) => a + r.known_refused, 0) / s1.seeds.length : 0;
+  if (s1.unknown.mean > base.unknown.mean + MARGIN && s1Refused >= s1.unknown.mean - 10) {
+    parts.push(`Stage 1's refusals do not depend on the question: it refuses ${s1Refused.toFixed(1)}% of the known questions as well (unknown accuracy ${s1.unknown.mean.toFixed(1)}%).`);
+  }
   if (collapsedArms.length) parts.push(`The model collapsed to a (nearly) constant output in: ${collapsedArms.join(", ")}.`);
   if (noDisc.length) parts.push(`No arm's known-vs-unknown AUROC interval excludes 0.5 in: ${noDisc.join(", ")}, so the model does not tell answerable from unanswerable questions there.`);
   if (artifact) parts.push("Numbers from collapsed or non-discriminating models come from the label prior, not from learned uncertainty: read them as a pipeline smoke test, not a reproduction.");
