@@ -364,7 +364,7 @@ display.table(aq.from(summary.arms.map((a) => ({ arm: a.label, "authors' label":
     md("## Per seed, with 95% intervals and the collapse diagnostics"),
     code("""
 display.table(aq.from(summary.arms.flatMap((a) => a.seeds.map((s) => ({ arm: a.label, seed: s.seed ?? "-", "known %": formatCi(s.known), "unknown %": formatCi(s.unknown), "overall %": formatCi(s.overall),
-  "majority output": `${(100 * s.diagnostics.majority_output_share).toFixed(0)}%`, "AUROC P(Sufficient)": formatCi(s.diagnostics.auroc_p_sufficient, 2), "ECE": s.ece_p_sufficient.toFixed(3) })))));
+  "majority first word": `${(100 * s.diagnostics.majority_output_share).toFixed(0)}% "${s.diagnostics.majority_output}"`, "known refused %": s.known_refused.toFixed(1), "AUROC P(Sufficient)": formatCi(s.diagnostics.auroc_p_sufficient, 2), "ECE": s.ece_p_sufficient.toFixed(3) })))));
 display.markdown(`**Verdict.** ${summary.pattern.verdict}\\n\\nWord-overlap reference (no model) on the same rows: AUROC ${formatCi(summary.overlap_reference_auroc, 2)}.`);
 """),
     code("display.plotly(diagnosticsChart(summary));"),
@@ -412,7 +412,7 @@ display.plotly(accuracyBarChart(TEMP_PY_ROWS, { title: "Authors' numbers (temp.p
 const result = await runPipeline(params);
 const summary = summarizePipeline(result);
 display.plotly(accuracyBarChart(summary.arms.map((a) => ({ label: a.paper_label, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: `${summary.source}, mean of ${a.seeds.length} seed(s)` })),
-  { title: `Ours (${summary.source}): same layout, y from 0`, ylim: [0, 100] }));
+  { title: `Ours (${summary.source.replace(/^ours: /, "")}): the same layout, y from 0`, ylim: [0, 100] }));
 display.plotly(oursBarChart(summary));
 """),
     code("display.plotly(paperComparisonChart(summary));"),
