@@ -103,3 +103,15 @@ test("two threads give the single-thread step up to float rounding", async () =>
     parallel.dispose();
   }
 });
+
+test("training steps do not grow TF.js memory", () => {
+  const trainer = new FullTrainer(initLlama(config, 2), { warmupSteps: 1, totalSteps: 10 });
+  trainer.trainStep(copyBatch(0));
+  const before = tf.memory();
+  for (let s = 1; s < 6; s++) trainer.trainStep(copyBatch(s));
+  trainer.setParameterValues(trainer.parameterValues());
+  const after = tf.memory();
+  trainer.dispose();
+  assert.equal(after.numTensors, before.numTensors);
+  assert.equal(after.numBytes, before.numBytes);
+});

@@ -193,6 +193,17 @@ export interface TrainStepResult {
 
 let trainerCount = 0;
 
+/**
+ * Sets a variable's values. The temporary tensor must be disposed after assign (the variable keeps its
+ * own reference); left alive it pins the old buffer, which leaked the whole model every step and
+ * aborted a pilot at step 722 when wasm's 4 GiB heap ran out.
+ */
+function assignValues(variable: tf.Variable, values: Float32Array): void {
+  const t = tf.tensor(values, variable.shape);
+  variable.assign(t);
+  t.dispose();
+}
+
 export class FullTrainer {
   readonly config: LlamaConfig;
   optim: PretrainOptimConfig;
@@ -312,7 +323,7 @@ export class FullTrainer {
   }
 
   setParameterValues(values: readonly Float32Array[]): void {
-    this.params.forEach((q, i) => q.variable.assign(tf.tensor(values[i]!, q.variable.shape)));
+    this.params.forEach((q, i) => assignValues(q.variable, values[i]!));
   }
 
   /** One AdamW step on the batch's mean token loss. */
@@ -347,7 +358,7 @@ export class FullTrainer {
         v[j] = o.beta2 * v[j]! + (1 - o.beta2) * gj * gj;
         out[j] = w[j]! * decay - ((lr / bc1) * m[j]!) / (Math.sqrt(v[j]!) / sqrtBc2 + o.eps);
       }
-      q.variable.assign(tf.tensor(out, q.variable.shape));
+      assignValues(q.variable, out);
     });
     return { step: t, loss, lr, gradNorm, tokens, ms: performance.now() - t0 };
   }
