@@ -11,7 +11,7 @@ import { RUNTIME } from "./io.ts";
  *   const {a, b: [c]} = o  ->  ({a, b: [c]} = o)
  *   function f() {}        ->  f = function f() {}   (hoisted to the top of the cell)
  *   class C {}             ->  C = class C {}
- *   import * as m from "m" ->  m = await import("m")
+ *   import * as m from "m" ->  m = __ktu.module("m")     (loaded by the kernel before the cell runs)
  *
  * The last expression statement becomes the cell's value, and every `await` checks for an interrupt
  * when it resumes, so a long async loop stops at its next await point.
@@ -22,6 +22,8 @@ export interface CellTransformResult {
   declared: string[];
   /** Whether the cell ends in an expression whose value is displayed. */
   hasValue: boolean;
+  /** Module specifiers of the cell's static imports, in order: the kernel loads them first. */
+  imports: string[];
 }
 
 /**
@@ -101,8 +103,9 @@ const assign = (target: ts.Expression, value: ts.Expression, range: ts.TextRange
 const runtimeCall = (method: string, args: ts.Expression[]): ts.Expression =>
   f.createCallExpression(f.createPropertyAccessExpression(f.createIdentifier(RUNTIME), method), undefined, args);
 
-const importCall = (specifier: ts.Expression): ts.Expression =>
-  f.createAwaitExpression(f.createCallExpression(f.createToken(ts.SyntaxKind.ImportKeyword) as unknown as ts.Expression, undefined, [specifier]));
+// Modules are loaded by the kernel before the cell runs (as ESM loads imports before a module's
+// body), so a cell whose only awaits were its imports still runs synchronously, under breakOnSigint.
+const importCall = (specifier: ts.Expression): ts.Expression => runtimeCall("module", [specifier]);
 
 /** A transformer for transpileModule's `after` stage (types already stripped). */
 export function cellTransformer(result: CellTransformResult): ts.TransformerFactory<ts.SourceFile> {
@@ -114,6 +117,7 @@ export function cellTransformer(result: CellTransformResult): ts.TransformerFact
     };
     return (sourceFile) => {
       const declared = new Set<string>();
+      const imports: string[] = [];
       const hoisted: ts.Statement[] = [];
       const body: ts.Statement[] = [];
       const statements = sourceFile.statements;
@@ -122,6 +126,7 @@ export function cellTransformer(result: CellTransformResult): ts.TransformerFact
       for (const original of statements) {
         const statement = ts.visitEachChild(original, checkAwaits, context) as ts.Statement;
         if (ts.isImportDeclaration(statement)) {
+          if (ts.isStringLiteral(statement.moduleSpecifier)) imports.push(statement.moduleSpecifier.text);
           const load = importCall(statement.moduleSpecifier);
           const clause = statement.importClause;
           if (!clause) {
@@ -187,6 +192,7 @@ export function cellTransformer(result: CellTransformResult): ts.TransformerFact
         }
       }
       result.declared = [...declared];
+      result.imports = imports;
       return f.updateSourceFile(sourceFile, [...hoisted, ...body]);
     };
   };

@@ -308,6 +308,9 @@ export class KernelServer {
     const count = this.executionCount;
     if (!silent) this.publishWithParent("execute_input", { code, execution_count: count }, message.header as unknown as Record<string, unknown>);
     if (storeHistory) this.history.add(count, code);
+    // Hand execute_input to zeromq before the cell runs: a synchronous loop would otherwise hold it
+    // in our queue, and the frontend would never learn the cell started.
+    await this.send.iopub.idle();
     const state = this.newState(message, count);
     this.current = state;
     this.last = state;

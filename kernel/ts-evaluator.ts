@@ -50,10 +50,14 @@ export class TypeScriptInterpreter implements Interpreter {
   private readonly maps = new Map<number, LineMappings>();
   private readonly cwd = process.cwd();
   private readonly compiled = new Map<string, Compiled>();
+  /** The namespaces of the running cell's imports, loaded before it runs. */
+  private readonly modules = new Map<string, unknown>();
   private transform: typeof import("./cell-transform.ts") | undefined;
 
   constructor() {
-    Object.defineProperty(globalThis, RUNTIME, { value: { ck: checkInterrupt }, enumerable: false, configurable: true });
+    const modules = this.modules;
+    const runtime = { ck: checkInterrupt, module: (specifier: string): unknown => modules.get(specifier) };
+    Object.defineProperty(globalThis, RUNTIME, { value: runtime, enumerable: false, configurable: true });
     Object.defineProperty(globalThis, "require", { value: createRequire(join(this.cwd, "__ktu_cell.js")), enumerable: false, configurable: true, writable: true });
   }
 
@@ -82,11 +86,23 @@ export class TypeScriptInterpreter implements Interpreter {
 
   private cellFile = (cell: number): string => join(this.cwd, `__ktu_cell_${cell}.ts`);
 
+  /** import() from a script named like the cell, so specifiers resolve from the notebook's folder. */
+  private async loadModules(specifiers: string[], cell: number): Promise<void> {
+    this.modules.clear();
+    if (specifiers.length === 0) return;
+    const load = new vm.Script("(specifiers) => Promise.all(specifiers.map((s) => import(s)))", {
+      filename: this.cellFile(cell),
+      importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
+    }).runInThisContext() as (specifiers: string[]) => Promise<unknown[]>;
+    const namespaces = await load(specifiers);
+    specifiers.forEach((specifier, i) => this.modules.set(specifier, namespaces[i]));
+  }
+
   /** TypeScript to the rewritten script; the same code always compiles the same, so it is cached. */
   private compile(tsModule: typeof ts, code: string, cell: number): Compiled {
     const cached = this.compiled.get(code);
     if (cached) return cached;
-    const result: CellTransformResult = { declared: [], hasValue: false };
+    const result: CellTransformResult = { declared: [], hasValue: false, imports: [] };
     const output = tsModule.transpileModule(code, {
       fileName: `cell-${cell}.ts`,
       compilerOptions: { target: tsModule.ScriptTarget.ES2022, module: tsModule.ModuleKind.ESNext, verbatimModuleSyntax: true, sourceMap: true, esModuleInterop: true },
@@ -110,9 +126,6 @@ export class TypeScriptInterpreter implements Interpreter {
     const { js, result, mappings } = this.compile(ts, code, cell);
     if (mappings) this.maps.set(cell, mappings);
 
-    // A SIGINT that came during the type check is handled here, before a loop could swallow it.
-    await new Promise((resolve) => setImmediate(resolve));
-    if (state.interrupted) return { status: "error", ...this.runtimeError(new KernelInterrupt()) };
     try {
       const fresh = result.declared.filter((name) => !this.declared.has(name));
       if (fresh.length > 0) {
@@ -124,6 +137,12 @@ export class TypeScriptInterpreter implements Interpreter {
         filename: this.cellFile(cell),
         importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
       });
+      await this.loadModules(result.imports, cell);
+      // A SIGINT that came while the cell was checked and compiled waits in libuv's signal pipe, which
+      // only a poll phase reads: two immediates let one pass, as late as possible before the cell runs
+      // (a signal in the few microseconds after that is lost to a synchronous loop).
+      for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+      if (state.interrupted) throw new KernelInterrupt();
       const run = script.runInThisContext({ breakOnSigint: true }) as Promise<[unknown] | undefined>;
       const interrupted = new Promise<never>((_, reject) => state.onInterrupt.add(() => reject(new KernelInterrupt())));
       const returned = await Promise.race([run, interrupted]);

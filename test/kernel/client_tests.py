@@ -72,6 +72,14 @@ def wait_until_running(kc, msg_id):
             return
 
 
+def wait_for_file(path):
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never appeared")
+        time.sleep(0.005)
+
+
 class SessionTests(unittest.TestCase):
     """One kernel for the checks that do not need a fresh one."""
 
@@ -86,8 +94,12 @@ class SessionTests(unittest.TestCase):
 
     def test_interrupt_sync_loop_by_signal(self):
         self.assertEqual(value(self.kc, "let kept = 'state'; let spins = 0; kept"), "'state'")
-        msg_id = self.kc.execute("while (true) { spins++ }")
+        # The cell leaves a file right before its endless loop; the interrupt goes once it exists.
+        marker = os.path.join(tempfile.mkdtemp(), "looping")
+        # The import is loaded before the cell runs, so the loop still runs under breakOnSigint.
+        msg_id = self.kc.execute(f"import {{ writeFileSync }} from 'node:fs'; writeFileSync({json.dumps(marker)}, ''); while (true) {{ spins++ }}")
         wait_until_running(self.kc, msg_id)
+        wait_for_file(marker)
         self.km.interrupt_kernel()  # the kernelspec says signal: SIGINT
         reply = reply_to(self.kc, msg_id)["content"]
         self.assertEqual(reply["status"], "error")
