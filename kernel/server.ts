@@ -340,25 +340,29 @@ export class KernelServer {
     }
     const { ename, evalue, traceback } = outcome;
     if (!silent) this.publishWithParent("error", { ename, evalue, traceback }, state.parent);
+    // The cells to abort are those queued while this one ran, chosen before the error reply goes out:
+    // a request the frontend sends after seeing the reply must run, not be aborted.
+    const queuedBehind = content.stop_on_error !== false ? await this.queuedExecutes() : [];
     await reply({ status: "error", execution_count: count, ename, evalue, traceback });
-    if (content.stop_on_error !== false) await this.abortQueuedExecutes();
+    await this.abortExecutes(queuedBehind);
+  }
+
+  /** The execute requests waiting in the queue, after letting those already in the socket reach it. */
+  private async queuedExecutes(): Promise<Message[]> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return this.queue.filter((message) => message.header.msg_type === "execute_request");
   }
 
   /** After a failed cell, the cells queued behind it are not run (ipykernel's reply: "aborted"). */
-  private async abortQueuedExecutes(): Promise<void> {
-    // Let messages already sitting in the socket reach the queue first.
-    await new Promise((resolve) => setImmediate(resolve));
-    const keep: Message[] = [];
-    for (const message of this.queue.splice(0)) {
-      if (message.header.msg_type !== "execute_request") {
-        keep.push(message);
-        continue;
-      }
+  private async abortExecutes(messages: Message[]): Promise<void> {
+    for (const message of messages) {
+      const at = this.queue.indexOf(message);
+      if (at < 0) continue;
+      this.queue.splice(at, 1);
       this.status(message, "busy");
       await this.reply(this.send.shell, message, "execute_reply", { status: "aborted", execution_count: this.executionCount }, { status: "aborted" });
       this.status(message, "idle");
     }
-    this.queue.unshift(...keep);
   }
 
   // --- stdin, interrupt, control -----------------------------------------------------------------
