@@ -12,6 +12,7 @@ import { existsSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync 
 import { basename, dirname, join } from "node:path";
 import { tf } from "../model/backend.ts";
 import { crossEntropy, ropeTables } from "../model/llama-tf.ts";
+import { selectRows } from "../model/tf-ops.ts";
 import { loadLlama2c, saveLlama2c } from "../model/llama2c.ts";
 import type { LlamaConfig, LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
@@ -127,33 +128,7 @@ const concat = (...parts: Float32Array[]): Float32Array => {
   return out;
 };
 
-/** Gather rows of the embedding with a scatter-add gradient (sums repeated ids). */
-function embed(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
-  const [v, d] = table.shape;
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    save([]);
-    return {
-      value: tf.gather(input, tf.tensor1d(ids, "int32")),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.tensor2d(ids, [ids.length, 1], "int32"), dy as tf.Tensor, [v, d]),
-    };
-  });
-  return f(table) as tf.Tensor2D;
-}
 
-/** Rows of x picked with a scatter gradient (as llama-tf's selectRows). */
-function pickRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
-  const [n, d] = x.shape;
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    save([]);
-    return {
-      value: tf.gather(input, tf.tensor1d(rows, "int32")),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], "int32"), dy as tf.Tensor, [n, d]),
-    };
-  });
-  return f(x) as tf.Tensor2D;
-}
 
 /** Swaps the last two axes. */
 const swapLast = (x: tf.Tensor): tf.Tensor => tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]);
@@ -276,7 +251,7 @@ export class FullTrainer {
     };
     const norm = (x: tf.Tensor2D, w: tf.Variable): tf.Tensor2D => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), c.normEps))), w);
     const emb = P[0]!.variable as tf.Variable<tf.Rank.R2>;
-    let x = embed(emb, ids);
+    let x = selectRows(emb, ids);
     const mask = this.mask(seq);
     for (let l = 0; l < c.nLayers; l++) {
       const [attnNorm, wqkv, wo, ffnNorm, w13, w2] = P.slice(1 + 6 * l, 7 + 6 * l).map((q) => q.variable);
@@ -291,7 +266,7 @@ export class FullTrainer {
       x = tf.add(x, linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w2!));
     }
     let out = norm(x, P[P.length - 1]!.variable);
-    if (rows) out = pickRows(out, rows);
+    if (rows) out = selectRows(out, rows);
     return linear(out, emb);
   }
 
