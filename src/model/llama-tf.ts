@@ -3,6 +3,7 @@ import { tf } from "./backend.ts";
 import { FrozenLinear, selectRows } from "./tf-ops.ts";
 
 export { crossEntropy, FrozenLinear } from "./tf-ops.ts";
+import { concatFloat } from "./tf-ops.ts";
 import type { LlamaConfig, LlamaModelData, LlamaProjection, LlamaWeights } from "./types.ts";
 
 /**
@@ -336,16 +337,6 @@ export class TfLlama {
     }
     tf.dispose(all);
   }
-}
-
-function concatFloat(...parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 export type { LlamaWeights };

@@ -83,3 +83,13 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weight: n
   return f(logits) as tf.Scalar;
 }
 
+/** Float32Arrays laid end to end in one new array. */
+export function concatFloat(...parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

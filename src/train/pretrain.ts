@@ -12,7 +12,7 @@ import { existsSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync 
 import { basename, dirname, join } from "node:path";
 import { tf } from "../model/backend.ts";
 import { crossEntropy, ropeTables } from "../model/llama-tf.ts";
-import { selectRows } from "../model/tf-ops.ts";
+import { concatFloat, selectRows } from "../model/tf-ops.ts";
 import { loadLlama2c, saveLlama2c } from "../model/llama2c.ts";
 import type { LlamaConfig, LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
@@ -118,18 +118,6 @@ interface Param {
   decay: boolean;
 }
 
-const concat = (...parts: Float32Array[]): Float32Array => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
-
-
 /** Swaps the last two axes. */
 const swapLast = (x: tf.Tensor): tf.Tensor => tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]);
 
@@ -204,10 +192,10 @@ export class FullTrainer {
     w.layers.forEach((l, i) => {
       this.params.push(
         p(`l${i}.attnNorm`, l.attnNorm, [c.dim], false),
-        p(`l${i}.wqkv`, concat(l.wq, l.wk, l.wv), [3 * c.dim, c.dim], true),
+        p(`l${i}.wqkv`, concatFloat(l.wq, l.wk, l.wv), [3 * c.dim, c.dim], true),
         p(`l${i}.wo`, l.wo, [c.dim, c.dim], true),
         p(`l${i}.ffnNorm`, l.ffnNorm, [c.dim], false),
-        p(`l${i}.w13`, concat(l.w1, l.w3), [2 * c.hiddenDim, c.dim], true),
+        p(`l${i}.w13`, concatFloat(l.w1, l.w3), [2 * c.hiddenDim, c.dim], true),
         p(`l${i}.w2`, l.w2, [c.dim, c.hiddenDim], true),
       );
     });
@@ -360,7 +348,7 @@ export class FullTrainer {
     rmSync(temp, { recursive: true, force: true });
     mkdirSync(temp, { recursive: true });
     saveLlama2c(join(temp, "model.bin"), this.toModelData());
-    const moments = concat(...this.m, ...this.v);
+    const moments = concatFloat(...this.m, ...this.v);
     writeFileSync(join(temp, "optimizer.bin"), new Uint8Array(moments.buffer, moments.byteOffset, moments.byteLength));
     writeFileSync(join(temp, "state.json"), JSON.stringify({ step: this.step, optim: this.optim, ...extra }, null, 1) + "\n");
     if (existsSync(dir)) {
