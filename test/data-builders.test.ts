@@ -85,11 +85,11 @@ test("LLaMA-Factory configs carry every paper value from the one defaults object
     assert.deepEqual(parseYaml(toYaml(c)), c);
   }
   const yaml = toYaml(s2);
-  for (const line of ["lora_target: q_proj,v_proj", "cutoff_len: 1024", "max_samples: 1000", "learning_rate: 5.0e-5", "num_train_epochs: 5.0", "warmup_ratio: 0.1", "val_size: 0.1", "bf16: true", "eval_steps: 500"]) {
+  for (const line of ["lora_target: q_proj,v_proj", "cutoff_len: 1024", "max_samples: 1000", "learning_rate: 5.0e-5", "num_train_epochs: 5.0", "warmup_steps: 0.1", "val_size: 0.1", "bf16: true", "eval_steps: 500"]) {
     assert.ok(yaml.includes(`\n${line}\n`), line);
   }
   const autodl = paperTrainConfigs({ modelPath: "m", datasetDir: "d", outputRoot: "o", preset: "autodl" }).Llama2_Stage1_Stage2!;
-  assert.deepEqual([autodl.learning_rate, autodl.num_train_epochs, autodl.fp16, autodl.max_samples, autodl.warmup_ratio], [4e-5, 10, true, undefined, undefined]);
+  assert.deepEqual([autodl.learning_rate, autodl.num_train_epochs, autodl.fp16, autodl.max_samples, autodl.warmup_steps], [4e-5, 10, true, undefined, undefined]);
   const merges = paperMergeConfigs({ modelPath: "/m", outputRoot: "models" });
   assert.equal(merges.Llama2_Stage1_Stage2_merge!.model_name_or_path, "/m");
   assert.equal(paperMergeConfigs({ modelPath: "/m", outputRoot: "models", stage2MergeBase: "stage1-merged" }).Llama2_Stage1_Stage2_merge!.model_name_or_path, "models/TrustworthyLLM_Cognition_Finetuning_Model_0_Merged");

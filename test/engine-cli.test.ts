@@ -23,7 +23,7 @@ const PAPER_SHARED = {
   per_device_train_batch_size: 4,
   gradient_accumulation_steps: 4,
   lr_scheduler_type: "cosine",
-  warmup_ratio: 0.1,
+  warmup_steps: 0.1,
   bf16: true,
   logging_steps: 10,
   save_steps: 500,
@@ -68,8 +68,9 @@ test("ktu lf config writes the paper's configs, key by key as in paper.md 2.1", 
   // Llama2_Stage2.yaml: 5e-5, 10 epochs on the vanilla base; its output name in the authors' file,
   // ".../TrustworthyLLM_Cognition_Finetuning_Model" (sic), is replaced by the evaluation code's name.
   assert.deepEqual(configFor("stage2-only", dir).config, train("/models/llama-2-7b-chat-hf", "TrustworthyLLM_PromptSensitive_Finetuning_Dataset", 5.0e-5, 10.0, "models/TrustworthyLLM_Ablation_PSQA_Finetuning_Model"));
-  // merge_lora/: finetuning_type lora, export_size 2, export_device cuda, export_legacy_format false.
-  const merge = { template: "llama2", finetuning_type: "lora", export_size: 2, export_device: "cuda", export_legacy_format: false };
+  // merge_lora/: finetuning_type lora, export_size 2, export_legacy_format false; export_device cuda
+  // in the authors' files, auto here (LLaMA-Factory accepts only cpu or auto).
+  const merge = { template: "llama2", finetuning_type: "lora", export_size: 2, export_device: "auto", export_legacy_format: false };
   assert.deepEqual(configFor("merge-stage1", dir).config, { model_name_or_path: "/models/llama-2-7b-chat-hf", adapter_name_or_path: "models/TrustworthyLLM_Cognition_Finetuning_Model_0", ...merge, export_dir: merged });
   // llama2_lora_sft.yaml merges the stage-2 adapter into the vanilla base (paper.md 1.4).
   assert.deepEqual(configFor("merge-stage2", dir).config, {
@@ -96,9 +97,9 @@ function trainWorkspace(samples: number) {
 
 test("ktu lf validate and ktu lf train: progress lines, crash with the last lines, Ctrl-C stops the engine", async () => {
   const { dir, cfg } = trainWorkspace(6);
-  const ok = runKtu(["lf", "validate", cfg], { cwd: dir });
+  const ok = runKtu(["lf", "validate", cfg], { cwd: dir, env: { KTU_LF_KEYS: "shipped" } });
   assert.equal(ok.status, 0, ok.stderr);
-  assert.match(ok.stdout, /^ok: .*cfg\.yaml \(10 keys for llamafactory-cli train; keys of LLaMA-Factory \S+ @[0-9a-f]{9}\)/);
+  assert.match(ok.stdout, /^ok: .*cfg\.yaml \(10 keys for llamafactory-cli train; shipped keys of LLaMA-Factory \S+ @[0-9a-f]{9} with transformers \S+\)/);
   const missing = runKtu(["lf", "validate", cfg, "--dataset-dir", join(dir, "elsewhere")], { cwd: dir });
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cfg\.yaml, field dataset_dir: .*elsewhere\/dataset_info\.json does not exist/);

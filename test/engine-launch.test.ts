@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { latestLfCheckpoint, launchLlamaFactory, lfJobs, lfLaunchEnv, LfRunError, type LfJob } from "../src/engine/launch.ts";
 import { LfConfigError } from "../src/engine/validate.ts";
+import { readTrainerLog } from "../src/engine/trainer-log.ts";
+import { lfLossFigure } from "../src/engine/views.ts";
 import { repoRoot } from "../src/util/paths.ts";
 
 const fakeCli = [process.execPath, join(repoRoot, "test", "fixtures", "llamafactory", "llamafactory-cli.mjs")];
@@ -102,12 +104,18 @@ test("interrupt sends SIGINT to the process group; the run stops and can resume 
   assert.equal(env.resumeFrom, join(out, `checkpoint-${Math.floor(stoppedAt / 4) * 4}`));
   assert.ok(env.argv.includes("overwrite_output_dir=false"));
   assert.ok(checkpoint.endsWith("checkpoint-48"));
-  // The log kept the first run's records and the resumed run continued after the checkpoint step.
-  const resumedSteps = second.records.map((r) => r.current_steps);
-  assert.equal(resumedSteps[0], 1);
-  assert.equal(resumedSteps.at(-1), 50);
-  const restart = resumedSteps.findIndex((s, i) => i > 0 && s <= resumedSteps[i - 1]!);
-  assert.equal(resumedSteps[restart], Math.floor(stoppedAt / 4) * 4 + 1);
+  // Before the resume, trainer_log.jsonl was cut back to the checkpoint's step: the first run's records
+  // up to it are the job's history (not replayed by logs()), the resumed run's records follow, and no
+  // step appears twice in the file.
+  const checkpointStep = Math.floor(stoppedAt / 4) * 4;
+  assert.deepEqual(second.history.map((r) => r.current_steps), Array.from({ length: checkpointStep }, (_, i) => i + 1));
+  const seen: number[] = [];
+  for await (const record of second.logs()) seen.push(record.current_steps);
+  assert.deepEqual(seen, Array.from({ length: 50 - checkpointStep }, (_, i) => checkpointStep + 1 + i));
+  const fileSteps = (await readTrainerLog(join(out, "trainer_log.jsonl"))).map((r) => r.current_steps);
+  assert.deepEqual(fileSteps, Array.from({ length: 50 }, (_, i) => i + 1));
+  const figure = lfLossFigure(second);
+  assert.deepEqual((figure.data[0] as { x: number[] }).x, fileSteps);
 });
 
 test("interrupt escalates to SIGTERM when SIGINT is ignored", async () => {

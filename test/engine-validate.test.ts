@@ -141,5 +141,5 @@ test("export: a local adapter folder must hold adapter_config.json; deprecated k
   writeFileSync(join(dir, "stage1", "adapter_config.json"), "{}");
   assert.deepEqual(checkLfConfig(merge, { command: "export", cwd: dir }), []);
   assert.deepEqual(checkLfConfig({ ...merge, adapter_name_or_path: "someone/hub-adapter" }, { command: "export", cwd: dir }), []);
-  assert.deepEqual(lfConfigWarnings({ warmup_ratio: 0.1, learning_rate: 1e-4 }).map((w) => w.key), ["warmup_ratio"]);
+  assert.deepEqual(lfConfigWarnings({ overwrite_output_dir: true, learning_rate: 1e-4 }).map((w) => w.key), ["overwrite_output_dir"]);
 });

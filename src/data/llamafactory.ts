@@ -48,6 +48,9 @@ export interface LlamaFactoryTrainConfig {
   learning_rate: number;
   num_train_epochs: number;
   lr_scheduler_type: string;
+  /** transformers >= 5.2 (and the shipped key list): a float in [0, 1) is the warmup ratio. */
+  warmup_steps?: number;
+  /** transformers 4.x only (5.2 removed it); `warmupKey: "warmup_ratio"` writes it instead of warmup_steps. */
   warmup_ratio?: number;
   bf16?: boolean;
   fp16?: boolean;
@@ -120,7 +123,8 @@ export const PAPER_LLAMAFACTORY_DEFAULTS = {
     per_device_train_batch_size: 4,
     gradient_accumulation_steps: 4,
     lr_scheduler_type: "cosine",
-    warmup_ratio: 0.1,
+    // The authors' warmup_ratio: 0.1. transformers 5.2 removed warmup_ratio; a float warmup_steps is the ratio.
+    warmup_steps: 0.1,
     bf16: true,
     ddp_timeout: 180000000,
     val_size: 0.1,
@@ -169,7 +173,8 @@ export const PAPER_LLAMAFACTORY_DEFAULTS = {
       cognitionQaMixture: { learning_rate: 4.0e-5, num_train_epochs: 3.0 },
     },
   } satisfies Record<LlamaFactoryPreset, Record<string, RunValues>>,
-  merge: { finetuning_type: "lora", export_size: 2, export_device: "cuda", export_legacy_format: false },
+  // The authors wrote export_device: cuda; LLaMA-Factory accepts only cpu or auto (auto picks the GPU).
+  merge: { finetuning_type: "lora", export_size: 2, export_device: "auto", export_legacy_format: false },
 } as const;
 
 export interface PaperConfigOptions {
@@ -181,8 +186,13 @@ export interface PaperConfigOptions {
   outputRoot: string;
   template?: string;
   preset?: LlamaFactoryPreset;
-  /** Override any shared key, e.g. { seed: 42 } or { max_samples: 200 } for a small run. */
-  overrides?: Partial<LlamaFactoryTrainConfig>;
+  /** Override any shared key, e.g. { seed: 42 } or { max_samples: 200 } for a small run; null removes a key. */
+  overrides?: Partial<Record<keyof LlamaFactoryTrainConfig, unknown>> | Record<string, unknown>;
+  /**
+   * How warmup is written: "warmup_steps" (default; transformers >= 5.2 reads a float in [0, 1) as the
+   * ratio) or "warmup_ratio" (transformers 4.x). `ktu lf` picks it from the installed engine (lfKeys().warmup).
+   */
+  warmupKey?: "warmup_steps" | "warmup_ratio";
 }
 
 const joinPath = (root: string, name: string): string => (root === "" ? name : `${root.replace(/\/+$/, "")}/${name}`);
@@ -194,16 +204,19 @@ export function paperTrainConfigs(options: PaperConfigOptions): Record<string, L
   const runs = PAPER_LLAMAFACTORY_DEFAULTS.runs[preset];
   const template = options.template ?? PAPER_LLAMAFACTORY_DEFAULTS.template;
   const merged = joinPath(options.outputRoot, MODEL_NAMES.stage1Merged);
-  const make = (model: string, dataset: string, output: string, run: RunValues): LlamaFactoryTrainConfig => ({
-    model_name_or_path: model,
-    ...shared,
-    dataset,
-    dataset_dir: options.datasetDir,
-    template,
-    output_dir: joinPath(options.outputRoot, output),
-    ...run,
-    ...options.overrides,
-  }) as LlamaFactoryTrainConfig;
+  const make = (model: string, dataset: string, output: string, run: RunValues): LlamaFactoryTrainConfig => {
+    const config: Record<string, unknown> = { model_name_or_path: model, ...shared, dataset, dataset_dir: options.datasetDir, template, output_dir: joinPath(options.outputRoot, output), ...run };
+    if (options.warmupKey === "warmup_ratio" && "warmup_steps" in config) {
+      const entries = Object.entries(config).map(([k, v]) => (k === "warmup_steps" ? ["warmup_ratio", v] : [k, v]));
+      for (const key of Object.keys(config)) delete config[key];
+      Object.assign(config, Object.fromEntries(entries));
+    }
+    for (const [key, value] of Object.entries(options.overrides ?? {})) {
+      if (value === null) delete config[key];
+      else if (value !== undefined) config[key] = value;
+    }
+    return config as unknown as LlamaFactoryTrainConfig;
+  };
   return {
     Llama2_Stage1: make(options.modelPath, DATASET_NAMES.cognition, MODEL_NAMES.stage1, runs.stage1),
     Llama2_Stage1_Stage2: make(merged, DATASET_NAMES.promptSensitive, MODEL_NAMES.stage2, runs.stage1Stage2),
@@ -238,7 +251,7 @@ const SECTIONS: [string, string[]][] = [
   ["method", ["stage", "do_train", "finetuning_type", "lora_target", "lora_rank", "lora_alpha", "lora_dropout"]],
   ["dataset", ["dataset", "dataset_dir", "template", "cutoff_len", "max_samples", "overwrite_cache", "preprocessing_num_workers"]],
   ["output", ["output_dir", "logging_steps", "save_steps", "plot_loss", "overwrite_output_dir"]],
-  ["train", ["per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "bf16", "fp16", "ddp_timeout", "seed"]],
+  ["train", ["per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "bf16", "fp16", "ddp_timeout", "seed"]],
   ["eval", ["val_size", "per_device_eval_batch_size", "eval_strategy", "eval_steps"]],
   ["export", ["export_dir", "export_size", "export_device", "export_legacy_format"]],
 ];
@@ -259,7 +272,8 @@ const scalar = (key: string, value: unknown): string =>
 
 /** YAML in the layout of the authors' files (### sections), keys in their order. */
 export function toYaml(config: LlamaFactoryTrainConfig | LlamaFactoryMergeConfig | Record<string, unknown>): string {
-  const entries = Object.entries(config).filter(([, v]) => v !== undefined);
+  // null and undefined both mean "not set": `--set KEY=null` removes a key.
+  const entries = Object.entries(config).filter(([, v]) => v !== undefined && v !== null);
   const done = new Set<string>();
   const blocks: string[] = [];
   for (const [section, keys] of SECTIONS) {
@@ -271,7 +285,7 @@ export function toYaml(config: LlamaFactoryTrainConfig | LlamaFactoryMergeConfig
   }
   const rest = entries.filter(([k]) => !done.has(k) && k !== "report_to").map(([k, v]) => `${k}: ${scalar(k, v)}`);
   if (rest.length > 0) blocks.push(`### other\n${rest.join("\n")}`);
-  if ("report_to" in config && config.report_to !== undefined) blocks.push(`# not report to wandb\nreport_to: ${scalar("report_to", config.report_to)}`);
+  if ("report_to" in config && config.report_to !== undefined && config.report_to !== null) blocks.push(`# not report to wandb\nreport_to: ${scalar("report_to", config.report_to)}`);
   return blocks.join("\n\n") + "\n";
 }
 

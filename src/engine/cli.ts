@@ -5,7 +5,7 @@ import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset }
 import { defineCommand, optionalChoice, optionalNumber, requireString, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { llamaFactoryKeysSource, type LfCommand } from "./keys.ts";
+import { lfKeys, type LfCommand, type LfKeySet } from "./keys.ts";
 import { launchLlamaFactory, type LfJob, type LfLaunchOptions } from "./launch.ts";
 import { LF_ABLATIONS, runLfPipeline, type LfAblation } from "./pipeline.ts";
 import { lfProgress } from "./views.ts";
@@ -82,17 +82,41 @@ function positionalFile(positionals: string[], name: string): string {
   return file;
 }
 
-/** key=value pairs from repeated --set, values read as YAML scalars as LLaMA-Factory's OmegaConf does. */
+/**
+ * key=value pairs from repeated --set, values read as YAML scalars as LLaMA-Factory's OmegaConf does;
+ * `--set KEY=null` and `--unset KEY` give null, which removes the key from the YAML written.
+ */
 function readSets(values: OptionValues, name: string): Record<string, unknown> {
   const sets = (values.set as string[] | undefined) ?? [];
-  return Object.fromEntries(
+  const unsets = (values.unset as string[] | undefined) ?? [];
+  const out: Record<string, unknown> = Object.fromEntries(
     sets.map((pair) => {
       const eq = pair.indexOf("=");
       if (eq < 1) throw new UsageError(`ktu ${name}: --set expects key=value, got ${JSON.stringify(pair)}`);
       return [pair.slice(0, eq), parseYaml(pair.slice(eq + 1)) as unknown];
     }),
   );
+  for (const key of unsets) {
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(key)) throw new UsageError(`ktu ${name}: --unset expects a key name, got ${JSON.stringify(key)}`);
+    out[key] = null;
+  }
+  return out;
 }
+
+/** Applies --set/--unset to a config: null removes the key. */
+function applySets(config: Record<string, unknown>, sets: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(sets)) {
+    if (value === null) delete config[key];
+    else config[key] = value;
+  }
+  return config;
+}
+
+/** "keys of the installed LLaMA-Factory 0.9.6.dev0 (transformers 5.17.0)" or "shipped keys of ... @commit". */
+const keySourceText = (keys: LfKeySet): string =>
+  keys.source.kind === "installed"
+    ? `keys of the installed LLaMA-Factory ${keys.source.version} with transformers ${keys.source.transformers}`
+    : `shipped keys of LLaMA-Factory ${keys.source.version} @${keys.source.commit!.slice(0, 9)} with transformers ${keys.source.transformers}`;
 
 const configCommand = defineCommand({
   name: "lf config",
@@ -104,9 +128,16 @@ const configCommand = defineCommand({
   --output-root DIR     folder of the adapters and merged models (default saves)
   --template NAME       chat template (default llama2; mistral, llama3, gemma for the other bases)
   --hparams yaml|autodl the authors' YAML values (default) or their autodl.txt command lines
-  --set KEY=VALUE       override a key (repeatable)
+  --set KEY=VALUE       override a key (repeatable); KEY=null removes it
+  --unset KEY           remove a key (repeatable)
+  --stage2-merge-base paper|stage1-merged  base of the merge-stage2 preset (default paper: the vanilla model, as the authors)
+  --cli CMD             the llamafactory-cli whose accepted keys (and warmup key) to follow (default $KTU_LLAMAFACTORY_CLI
+                        or llamafactory-cli; the shipped key list when it is not installed)
 `,
   options: {
+    unset: { type: "string", multiple: true },
+    "stage2-merge-base": { type: "string" },
+    cli: { type: "string" },
     preset: { type: "string" },
     model: { type: "string" },
     out: { type: "string" },
@@ -124,13 +155,15 @@ const configCommand = defineCommand({
     const hparams = optionalChoice(values, "hparams", ["yaml", "autodl"] as const, name) as LlamaFactoryPreset | undefined;
     const common = { modelPath, outputRoot: typeof values["output-root"] === "string" ? values["output-root"] : "saves", template: values.template as string | undefined };
     const { kind, config: configName } = LF_PRESETS[preset]!;
+    const keys = lfKeys(values.cli as string | undefined);
+    const stage2MergeBase = optionalChoice(values, "stage2-merge-base", ["paper", "stage1-merged"] as const, name);
     const config: Record<string, unknown> =
       kind === "train"
-        ? { ...paperTrainConfigs({ ...common, datasetDir: typeof values.data === "string" ? values.data : "data", preset: hparams })[configName] }
-        : { ...paperMergeConfigs(common)[configName] };
-    Object.assign(config, readSets(values, name));
+        ? { ...paperTrainConfigs({ ...common, datasetDir: typeof values.data === "string" ? values.data : "data", preset: hparams, warmupKey: keys.warmup })[configName] }
+        : { ...paperMergeConfigs({ ...common, stage2MergeBase })[configName] };
+    applySets(config, readSets(values, name));
     // Catch typos in --set now; datasets and paths are checked by `ktu lf validate` where they live.
-    const problems = checkLfKeys(config, kind === "train" ? "train" : "export");
+    const problems = checkLfKeys(config, kind === "train" ? "train" : "export", keys);
     if (problems.length > 0) throw new LfConfigError("--set", problems);
     await writeFileAtomic(resolve(out), toYaml(config));
     process.stderr.write(`ktu: wrote ${configName} to ${out}\n`);
@@ -146,18 +179,20 @@ const validateCommand = defineCommand({
   --dataset-dir DIR     where dataset_info.json is (default: the config's dataset_dir, relative to --cwd)
   --cwd DIR             the directory llamafactory-cli will run in (default: the current one)
   --command train|export  which command will read it (default: export if it has export_dir and no output_dir)
+  --cli CMD             check against the keys this llamafactory-cli's Python accepts, read from it
+                        (default $KTU_LLAMAFACTORY_CLI or llamafactory-cli; the shipped list when not installed)
 `,
-  options: { "dataset-dir": { type: "string" }, cwd: { type: "string" }, command: { type: "string" } },
+  options: { "dataset-dir": { type: "string" }, cwd: { type: "string" }, command: { type: "string" }, cli: { type: "string" } },
   allowPositionals: true,
   run(values, positionals) {
     const name = "lf validate";
     const file = positionalFile(positionals, name);
     const config = readLfConfigFile(file);
     const command = optionalChoice(values, "command", ["train", "export"] as const, name) ?? commandOf(config);
-    validateLfConfig(config, { command, file, cwd: typeof values.cwd === "string" ? resolve(values.cwd) : undefined, datasetDir: values["dataset-dir"] as string | undefined });
-    for (const warning of lfConfigWarnings(config)) process.stderr.write(`ktu: note: ${file}, field ${warning.key}: ${warning.message}\n`);
-    const source = llamaFactoryKeysSource();
-    process.stdout.write(`ok: ${file} (${Object.keys(config).length} keys for llamafactory-cli ${command}; keys of LLaMA-Factory ${source.version} @${source.commit.slice(0, 9)})\n`);
+    const keys = lfKeys(values.cli as string | undefined);
+    validateLfConfig(config, { command, file, cwd: typeof values.cwd === "string" ? resolve(values.cwd) : undefined, datasetDir: values["dataset-dir"] as string | undefined, keys });
+    for (const warning of lfConfigWarnings(config, keys)) process.stderr.write(`ktu: note: ${file}, field ${warning.key}: ${warning.message}\n`);
+    process.stdout.write(`ok: ${file} (${Object.keys(config).length} keys for llamafactory-cli ${command}; ${keySourceText(keys)})\n`);
   },
 });
 
@@ -199,9 +234,14 @@ const pipelineCommand = defineCommand({
   --template NAME       chat template (default llama2)
   --hparams yaml|autodl the authors' YAML values (default) or autodl.txt
   --ablations LIST      also run: all, or some of ${LF_ABLATIONS.join(", ")}
-  --set KEY=VALUE       override a key of every training config (repeatable), e.g. max_samples=200
+  --set KEY=VALUE       override a key of every training config (repeatable), e.g. max_samples=200; KEY=null removes it
+  --unset KEY           remove a key from every training config (repeatable)
+  --stage2-merge-base paper|stage1-merged  base of the final merge: the vanilla model (paper, default, as the
+                        authors' YAML) or the stage-1 merge that stage 2 was trained on
 ${launchHelp}`,
   options: {
+    unset: { type: "string", multiple: true },
+    "stage2-merge-base": { type: "string" },
     model: { type: "string" },
     data: { type: "string" },
     out: { type: "string" },
@@ -231,6 +271,7 @@ ${launchHelp}`,
         template: values.template as string | undefined,
         preset: optionalChoice(values, "hparams", ["yaml", "autodl"] as const, name),
         trainOverrides: readSets(values, name),
+        stage2MergeBase: optionalChoice(values, "stage2-merge-base", ["paper", "stage1-merged"] as const, name),
         ablations: ablations as LfAblation[],
         signal: controller.signal,
         onStep(event) {

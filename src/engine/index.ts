@@ -1,4 +1,4 @@
-export { llamaFactoryKeys, llamaFactoryKeysSource, llamaFactoryKeysPath, suggestKey, deprecatedKeyNote, type LfCommand } from "./keys.ts";
+export { llamaFactoryKeys, llamaFactoryKeysSource, llamaFactoryKeysPath, suggestKey, deprecatedKeyNote, lfKeys, shippedLfKeys, installedLfKeys, lfPython, type LfCommand, type LfKeySet, type LfKeySource, type LfWarmupKey } from "./keys.ts";
 export { checkLfConfig, checkLfKeys, lfConfigWarnings, validateLfConfig, readLfConfigFile, LfConfigError, LF_FINISHED_RUN_FILES, type LfConfigRecord, type LfProblem, type LfValidateOptions } from "./validate.ts";
 export { readModelModules, moduleMatches, type ModelModules } from "./model-modules.ts";
 export { tailTrainerLog, readTrainerLog, LF_TRAINER_LOG, type TrainerLogRecord, type TailOptions } from "./trainer-log.ts";
@@ -13,6 +13,8 @@ export {
   LfJob,
   LfRunError,
   LF_ENGINE_LOG,
+  lfEngineLogPath,
+  trimTrainerLogForResume,
   type LfLaunchOptions,
   type LfTopology,
   type LfJobStatus,

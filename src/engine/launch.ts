@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, readdirSync, rmSync, statSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statSync, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { toYaml } from "../data/llamafactory.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { UsageError } from "../util/errors.ts";
@@ -127,8 +127,13 @@ export class LfJob {
   status: LfJobStatus = "running";
   readonly startedAt = Date.now();
   endedAt: number | undefined;
-  /** Every trainer_log.jsonl record seen, in file order (a resumed run repeats steps past its checkpoint). */
+  /** Every trainer_log.jsonl record this run wrote, in file order. */
   readonly records: TrainerLogRecord[] = [];
+  /**
+   * A resumed run: the records of the earlier run(s) up to the checkpoint it resumes from (the file
+   * was cut there before launch, so no step appears twice). logs() does not replay them.
+   */
+  readonly history: TrainerLogRecord[] = [];
   readonly done: Promise<LfJobResult>;
   private readonly lines: string[] = [];
   private readonly listeners = new Set<() => void>();
@@ -149,6 +154,7 @@ export class LfJob {
     private readonly log: WriteStream,
     private readonly keepLines: number,
     pollMs: number,
+    historyCount = 0,
   ) {
     const exit = new Promise<LfJobResult>((resolveExit) => {
       child.on("error", (error) => {
@@ -170,7 +176,7 @@ export class LfJob {
       });
       stream?.on("end", () => partial && this.addLine(partial));
     }
-    const tail = command === "train" ? this.follow(pollMs, exit) : Promise.resolve();
+    const tail = command === "train" ? this.follow(pollMs, exit, historyCount) : Promise.resolve();
     // The job is done once the process exited AND the log's last lines were read.
     this.done = Promise.all([exit, tail]).then(([result]) => {
       this.settled = true;
@@ -210,9 +216,13 @@ export class LfJob {
     if (this.lines.length > this.keepLines) this.lines.splice(0, this.lines.length - this.keepLines);
   }
 
-  private async follow(pollMs: number, exit: Promise<unknown>): Promise<void> {
+  private async follow(pollMs: number, exit: Promise<unknown>, historyCount: number): Promise<void> {
     try {
       for await (const record of tailTrainerLog(join(this.outputDir, LF_TRAINER_LOG), { until: exit, pollMs })) {
+        if (this.history.length < historyCount) {
+          this.history.push(record);
+          continue;
+        }
         this.records.push(record);
         this.notify();
       }
@@ -299,10 +309,53 @@ async function materialiseConfig(config: string | LfConfigRecord, command: LfCom
   const outKey = command === "train" ? "output_dir" : "export_dir";
   const out = config[outKey];
   if (typeof out !== "string" && !options.configPath) throw new UsageError(`the config has no ${outKey}, so give configPath for where to write it`);
-  const path = resolve(cwd, options.configPath ?? join(out as string, `ktu-${command}.yaml`));
+  // An export folder becomes a model folder: keep ktu's files beside it, not in it.
+  const fallback = command === "export" ? join(dirname(out as string), `${basename(out as string)}.ktu-export.yaml`) : join(out as string, `ktu-${command}.yaml`);
+  const path = resolve(cwd, options.configPath ?? fallback);
   await writeFileAtomic(path, toYaml(config));
   return { path, record: config };
 }
+
+/** The step of a checkpoint-N folder (its trainer_state.json's global_step, else N). */
+function checkpointStep(checkpoint: string): number | undefined {
+  try {
+    const state = JSON.parse(readFileSync(join(checkpoint, "trainer_state.json"), "utf8")) as { global_step?: unknown };
+    if (typeof state.global_step === "number") return state.global_step;
+  } catch {
+    // no trainer_state.json: fall back to the folder name
+  }
+  const match = /checkpoint-(\d+)\/*$/.exec(checkpoint);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Before a resume: cuts output_dir/trainer_log.jsonl back to the records up to the checkpoint's step
+ * (the interrupted run logged past it, and the resumed run logs those steps again; LLaMA-Factory
+ * appends, so the file would hold them twice). Returns how many records were kept.
+ */
+export async function trimTrainerLogForResume(outputDir: string, checkpoint: string): Promise<number> {
+  const file = join(outputDir, LF_TRAINER_LOG);
+  const step = checkpointStep(checkpoint);
+  if (!existsSync(file) || step === undefined) return 0;
+  const lines = readFileSync(file, "utf8").split("\n");
+  const kept: string[] = [];
+  for (const line of lines) {
+    if (line.trim() === "") continue;
+    let record: { current_steps?: unknown };
+    try {
+      record = JSON.parse(line) as { current_steps?: unknown };
+    } catch {
+      continue; // a line cut short when the run was killed
+    }
+    if (typeof record.current_steps === "number" && record.current_steps <= step) kept.push(line);
+  }
+  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(""));
+  return kept.length;
+}
+
+/** Where the engine's output goes: output_dir/ktu-engine.log, or beside an export folder (never inside a model). */
+export const lfEngineLogPath = (command: LfCommand, outputDir: string): string =>
+  command === "export" ? join(dirname(outputDir), `${basename(outputDir)}.${LF_ENGINE_LOG}`) : join(outputDir, LF_ENGINE_LOG);
 
 const overrideArg = ([key, value]: [string, string | number | boolean]): string => `${key}=${value}`;
 
@@ -331,7 +384,8 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
     }
   }
   const effective = { ...record, ...overrides };
-  if (options.validate ?? true) validateLfConfig(effective, { command, file: configPath, cwd, datasetDir: options.datasetDir });
+  if (options.validate ?? true) validateLfConfig(effective, { command, file: configPath, cwd, datasetDir: options.datasetDir, cli: options.cli });
+  const historyCount = command === "train" && typeof overrides.resume_from_checkpoint === "string" ? await trimTrainerLogForResume(outputDir, overrides.resume_from_checkpoint) : 0;
   if (command === "train" && !overrides.resume_from_checkpoint && effective.overwrite_output_dir === true) {
     // A fresh run: drop the old log now, so the tail does not show the previous run's curve first.
     rmSync(join(outputDir, LF_TRAINER_LOG), { force: true });
@@ -342,7 +396,7 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
   const env = { ...process.env, ...launchEnv };
   const [program, ...programArgs] = resolveLfCli(options.cli);
   const args = [...programArgs, command, configPath, ...Object.entries(overrides).map(overrideArg)];
-  const logPath = join(outputDir, LF_ENGINE_LOG);
+  const logPath = lfEngineLogPath(command, outputDir);
   const log = createWriteStream(logPath, { flags: "a" });
   log.write(`\n[ktu ${new Date().toISOString()}] ${[program, ...args].join(" ")} (cwd ${cwd}; ${Object.entries(launchEnv).map(([k, v]) => `${k}=${v}`).join(" ") || "no launch env"})\n`);
   const child = spawn(program!, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -358,6 +412,7 @@ export async function launchLlamaFactory(config: string | LfConfigRecord, option
     log,
     options.keepLines ?? 200,
     options.pollMs ?? 200,
+    historyCount,
   );
   jobs.push(job);
   return job;

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset, type LlamaFactoryTrainConfig } from "../data/llamafactory.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { launchLlamaFactory, type LfJob, type LfJobResult, type LfLaunchOptions } from "./launch.ts";
-import type { LfCommand } from "./keys.ts";
+import { lfKeys, type LfCommand, type LfWarmupKey } from "./keys.ts";
 import type { LfConfigRecord } from "./validate.ts";
 
 /**
@@ -38,8 +38,10 @@ export interface LfPipelineOptions extends Omit<LfLaunchOptions, "name" | "confi
   template?: string;
   /** Hyper-parameter source: the authors' YAMLs (default) or their autodl.txt command lines. */
   preset?: LlamaFactoryPreset;
-  /** Extra keys for every training config, e.g. { max_samples: 200 }. */
-  trainOverrides?: Partial<LlamaFactoryTrainConfig>;
+  /** Extra keys for every training config, e.g. { max_samples: 200 }; null removes a key. */
+  trainOverrides?: Partial<LlamaFactoryTrainConfig> | Record<string, unknown>;
+  /** warmup_steps (transformers >= 5.2) or warmup_ratio (4.x); default: what the installed engine behind `cli` accepts. */
+  warmupKey?: LfWarmupKey;
   /** Which ablations to run after the main pipeline; default none. */
   ablations?: readonly LfAblation[];
   /** Where the final stage-2 adapter is merged: the authors' vanilla base ("paper") or the stage-1 merge. */
@@ -66,10 +68,11 @@ export interface LfPipelineResult {
 export const LF_STEP_MARKER = "ktu-step.json";
 
 /** The steps in the order they run. */
-export function lfPipelineSteps(options: Pick<LfPipelineOptions, "modelPath" | "datasetDir" | "outDir" | "template" | "preset" | "trainOverrides" | "ablations" | "stage2MergeBase">): LfPipelineStep[] {
+export function lfPipelineSteps(options: Pick<LfPipelineOptions, "modelPath" | "datasetDir" | "outDir" | "template" | "preset" | "trainOverrides" | "ablations" | "stage2MergeBase" | "warmupKey" | "cli">): LfPipelineStep[] {
   const outputRoot = resolve(options.outDir);
   const base = { modelPath: resolve(options.modelPath), outputRoot, template: options.template };
-  const train = paperTrainConfigs({ ...base, datasetDir: resolve(options.datasetDir), preset: options.preset, overrides: options.trainOverrides });
+  const warmupKey = options.warmupKey ?? lfKeys(options.cli).warmup;
+  const train = paperTrainConfigs({ ...base, datasetDir: resolve(options.datasetDir), preset: options.preset, overrides: options.trainOverrides, warmupKey });
   const merge = paperMergeConfigs({ ...base, stage2MergeBase: options.stage2MergeBase });
   const trainStep = (name: string, needs: string[]): LfPipelineStep => {
     const config = train[name]!;

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../util/errors.ts";
-import { deprecatedKeyNote, llamaFactoryKeys, suggestKey, type LfCommand } from "./keys.ts";
+import { lfKeys, shippedLfKeys, suggestKey, type LfCommand, type LfKeySet } from "./keys.ts";
 import { moduleLeafNames, moduleMatches, readModelModules } from "./model-modules.ts";
 
 /** A LLaMA-Factory YAML as read: its own snake_case keys, any values. */
@@ -33,6 +33,13 @@ export interface LfValidateOptions {
   cwd?: string;
   /** Overrides the config's dataset_dir (where dataset_info.json lives). */
   datasetDir?: string;
+  /**
+   * The accepted keys: default those of the installed llamafactory-cli behind `cli` (read from it at
+   * run time), else the shipped list.
+   */
+  keys?: LfKeySet;
+  /** The llamafactory-cli whose keys are read (default $KTU_LLAMAFACTORY_CLI or llamafactory-cli). */
+  cli?: string | readonly string[];
 }
 
 /** Files that mark a finished training run in output_dir (LLaMA-Factory's CHECKPOINT_NAMES and the Trainer's end-of-run files). */
@@ -124,21 +131,29 @@ function checkOutputDir(config: LfConfigRecord, base: string, problems: LfProble
 }
 
 /** Keys `llamafactory-cli <command>` would reject ("Some keys are not used by the HfArgumentParser"), each with a suggestion. */
-export function checkLfKeys(config: LfConfigRecord, command: LfCommand = "train"): LfProblem[] {
-  const accepted = llamaFactoryKeys(command);
+export function checkLfKeys(config: LfConfigRecord, command: LfCommand = "train", keys: LfKeySet = shippedLfKeys()): LfProblem[] {
+  const accepted = keys.commands[command];
+  const where = keys.source.kind === "installed" ? ` (installed LLaMA-Factory ${keys.source.version}, transformers ${keys.source.transformers})` : "";
   return Object.keys(config)
     .filter((key) => !accepted.has(key))
     .map((key) => {
-      const suggestion = suggestKey(key, command);
-      return { key, message: `unknown key for llamafactory-cli ${command}${suggestion ? `; did you mean ${suggestion}?` : ""}` };
+      const suggestion = suggestKey(key, command, keys);
+      return { key, message: `unknown key for llamafactory-cli ${command}${where}${suggestion ? `; did you mean ${suggestion}?` : ""}` };
     });
 }
+
+/** LLaMA-Factory's ModelArguments.export_device: Literal["cpu", "auto"]. */
+export const LF_EXPORT_DEVICES = ["cpu", "auto"] as const;
 
 /** Every problem with `config`, without throwing; an empty list means it may be launched. */
 export function checkLfConfig(config: LfConfigRecord, options: LfValidateOptions = {}): LfProblem[] {
   const command = options.command ?? "train";
   const base = options.cwd ?? process.cwd();
-  const problems = checkLfKeys(config, command);
+  const keys = options.keys ?? lfKeys(options.cli);
+  const problems = checkLfKeys(config, command, keys);
+  if (config.export_device !== undefined && !(LF_EXPORT_DEVICES as readonly unknown[]).includes(config.export_device)) {
+    problems.push({ key: "export_device", message: `must be one of ${LF_EXPORT_DEVICES.join(", ")} (LLaMA-Factory's choices), got ${JSON.stringify(config.export_device)}` });
+  }
   const required = command === "train" ? ["model_name_or_path", "output_dir"] : ["model_name_or_path", "export_dir"];
   if (command === "train" && truthy(config.do_train)) required.push("dataset");
   for (const key of required) if (config[key] === undefined || config[key] === null || config[key] === "") problems.push({ key, message: `required for llamafactory-cli ${command}` });
@@ -162,9 +177,9 @@ export function checkLfConfig(config: LfConfigRecord, options: LfValidateOptions
 }
 
 /** Notes on keys that still work but are deprecated upstream (e.g. warmup_ratio in transformers 5.x). */
-export const lfConfigWarnings = (config: LfConfigRecord): LfProblem[] =>
+export const lfConfigWarnings = (config: LfConfigRecord, keys: LfKeySet = shippedLfKeys()): LfProblem[] =>
   Object.keys(config).flatMap((key) => {
-    const note = deprecatedKeyNote(key);
+    const note = keys.deprecated[key];
     return note ? [{ key, message: note }] : [];
   });
 

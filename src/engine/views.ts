@@ -89,7 +89,8 @@ export function lfJobsTable(jobs: readonly LfJob[]): aq.ColumnTable {
 
 /** Training (and evaluation) loss against step, one trace pair per run. */
 export function lfLossFigure(runs: readonly { name: string; records: readonly TrainerLogRecord[] }[] | LfJob, title = "LLaMA-Factory training loss"): LfFigure {
-  const list = Array.isArray(runs) ? runs : [runs as LfJob];
+  // A resumed job's curve starts with the earlier run's records up to its checkpoint.
+  const list = Array.isArray(runs) ? runs : [{ name: (runs as LfJob).name, records: [...(runs as LfJob).history, ...(runs as LfJob).records] }];
   const data: Record<string, unknown>[] = [];
   for (const run of list) {
     const train = latestPerStep(run.records, "loss");

@@ -121,7 +121,8 @@ const num = (file: string, key: string, value: unknown, check: (n: number) => bo
  * closest known key as a hint.
  */
 export function parseTrainConfig(record: Record<string, unknown>, file: string): TrainJob {
-  const known = llamaFactoryKeys("train");
+  // warmup_ratio: transformers 4.x YAMLs (5.2 removed it) still train here.
+  const known = new Set([...llamaFactoryKeys("train"), "warmup_ratio"]);
   const used = new Set<string>();
   const get: Reader = (key) => {
     used.add(key);
@@ -192,6 +193,8 @@ export function parseTrainConfig(record: Record<string, unknown>, file: string):
     workers: process.env.KTU_TRAIN_WORKERS ? num(file, "KTU_TRAIN_WORKERS", process.env.KTU_TRAIN_WORKERS, (n) => Number.isInteger(n) && n >= 1, "a positive integer") : d.workers,
     lora,
   };
+  // transformers >= 5.2 (what the paper YAMLs now write): a warmup_steps in (0, 1) is the warmup ratio.
+  if (sft.warmupSteps > 0 && sft.warmupSteps < 1) [sft.warmupRatio, sft.warmupSteps] = [sft.warmupSteps, 0];
   const resume = get("resume_from_checkpoint");
   const job: TrainJob = {
     modelPath: str("model_name_or_path"),
