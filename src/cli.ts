@@ -8,6 +8,7 @@ import { errorMessage, UsageError } from "./util/errors.ts";
 const groups: Record<string, { summary: string; load: () => Promise<{ commands: Command[] }> }> = {
   data: { summary: "build the benchmark, stage-1, stage-2 and ablation sets; export for LLaMA-Factory", load: () => import("./data/cli.ts") },
   generate: { summary: "generate text with a model (run.c-compatible output)", load: () => import("./model/cli.ts") },
+  model: { summary: "export models to Hugging Face / PEFT folders; download hf:ORG/NAME into the shared cache", load: () => import("./model/export-cli.ts") },
   train: { summary: "LoRA fine-tuning from a LLaMA-Factory YAML", load: () => import("./train/cli.ts") },
   eval: { summary: "score predictions, run the benchmark, calibration", load: () => import("./eval/cli.ts") },
   serve: { summary: "serve a model over an OpenAI-compatible HTTP API", load: () => import("./engine/serve-cli.ts") },

@@ -5,9 +5,12 @@
  */
 import { defineCommand, optionalNumber, requireString, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Decoder } from "./decode.ts";
-import { loadLlama2c } from "./llama2c.ts";
-import { Llama2cTokenizer, printablePiece } from "./llama2c-tokenizer.ts";
+import { printablePiece } from "./llama2c-tokenizer.ts";
+import { openModel } from "./open.ts";
+import { pieceDecoder } from "./pieces.ts";
 import { Sampler } from "./sampler.ts";
 
 const NAME = "generate";
@@ -41,8 +44,10 @@ function parseSeed(values: OptionValues): bigint {
 }
 
 export interface GenerateCliOptions {
+  /** A llama2.c .bin, a Hugging Face folder, or hf:ORG/NAME[@REVISION]. */
   model: string;
-  tokenizer: string;
+  /** llama2.c tokenizer .bin (default: beside the model), or a folder with tokenizer.json. */
+  tokenizer?: string;
   prompt: string;
   steps: number;
   temperature: number;
@@ -51,9 +56,25 @@ export interface GenerateCliOptions {
 }
 
 /** run.c's generate loop; writes to stdout and stderr. Returns the number of positions run. */
+/**
+ * The ids that end generation: run.c stops at BOS (1) for llama2.c models; a Hugging Face folder
+ * stops at its generation_config.json eos_token_id (else the tokenizer's EOS).
+ */
+function stopIds(format: "llama2c" | "hf", modelPath: string, eosId: number): Set<number> {
+  if (format === "llama2c") return new Set([1]);
+  const path = join(modelPath, "generation_config.json");
+  if (existsSync(path)) {
+    const eos = (JSON.parse(readFileSync(path, "utf8")) as { eos_token_id?: number | number[] }).eos_token_id;
+    if (eos !== undefined && eos !== null) return new Set(Array.isArray(eos) ? eos : [eos]);
+  }
+  return new Set(eosId >= 0 ? [eosId] : []);
+}
+
 export function runGenerate(o: GenerateCliOptions): number {
-  const model = loadLlama2c(o.model);
-  const tokenizer = Llama2cTokenizer.load(o.tokenizer, model.config.vocabSize);
+  const opened = openModel(o.model, o.tokenizer);
+  const { model, tokenizer } = opened;
+  const piece = pieceDecoder(tokenizer, opened.format === "hf" ? opened.tokenizerPath : undefined);
+  const stops = stopIds(opened.format, opened.modelPath, tokenizer.eosId);
   const decoder = new Decoder(model);
   const steps = o.steps === 0 || o.steps > model.config.seqLen ? model.config.seqLen : o.steps;
   const sampler = new Sampler({ vocabSize: model.config.vocabSize, temperature: o.temperature, topP: o.topP, seed: o.seed });
@@ -71,9 +92,9 @@ export function runGenerate(o: GenerateCliOptions): number {
     while (pos < forced && !ended) {
       const next = prompt[pos + 1]!;
       pos++;
-      if (next === 1) ended = true;
+      if (stops.has(next)) ended = true;
       else {
-        out.push(printablePiece(tokenizer.decodePiece(token, next)));
+        out.push(printablePiece(piece(token, next)));
         token = next;
         if (start === 0) start = performance.now();
       }
@@ -83,8 +104,8 @@ export function runGenerate(o: GenerateCliOptions): number {
     const logits = decoder.step(cache, token);
     const next = pos < prompt.length - 1 ? prompt[pos + 1]! : sampler.sample(logits);
     pos++;
-    if (next === 1) break;
-    out.push(printablePiece(tokenizer.decodePiece(token, next)));
+    if (stops.has(next)) break;
+    out.push(printablePiece(piece(token, next)));
     token = next;
     if (start === 0) start = performance.now();
   }
@@ -97,9 +118,13 @@ export function runGenerate(o: GenerateCliOptions): number {
 export const commands: Command[] = [
   defineCommand({
     name: NAME,
-    summary: "generate text with a llama2.c model, printing exactly what llama2.c's run.c prints",
-    help: `  --model FILE         llama2.c checkpoint (.bin, v0/v1/v2)
-  --tokenizer FILE     llama2.c tokenizer (.bin)
+    summary: "generate text with a model, printing exactly what llama2.c's run.c prints",
+    help: `  --model FILE|DIR|hf:ORG/NAME[@REV]
+                       llama2.c checkpoint (.bin, v0/v1/v2), a Hugging Face folder (config.json, safetensors,
+                       tokenizer.json), or a model by hub name, downloaded from $HF_ENDPOINT into the
+                       huggingface_hub cache ($HF_HUB_CACHE or $HF_HOME/hub; HF_TOKEN sent, HF_HUB_OFFLINE=1: cache only)
+  --tokenizer FILE     llama2.c tokenizer (.bin; default tokenizer.bin or tok<vocab>.bin beside the model);
+                       a Hugging Face model uses its own tokenizer.json
   --prompt TEXT        prompt (default empty)
   --steps N            positions to run, prompt included, as run.c's -n (default 256; 0 = the model's context)
   --temperature T      0 = greedy (default 1.0, as run.c)
@@ -123,7 +148,7 @@ export const commands: Command[] = [
       if (topP < 0 || topP > 1) throw new UsageError(`ktu ${NAME}: --top-p must be in [0, 1], got ${topP}`);
       runGenerate({
         model: requireString(values, "model", NAME),
-        tokenizer: requireString(values, "tokenizer", NAME),
+        tokenizer: typeof values.tokenizer === "string" ? values.tokenizer : undefined,
         prompt: typeof values.prompt === "string" ? values.prompt : "",
         steps,
         temperature,

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { InputError } from "../util/errors.ts";
 import { loadHfModel } from "./hf.ts";
 import { HfTokenizer } from "./hf-tokenizer.ts";
+import { isHubSpec, resolveHubModelSync } from "./hub.ts";
 import { loadLlama2c } from "./llama2c.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import type { Tokenizer } from "./tokenizer.ts";
@@ -19,9 +20,13 @@ export interface OpenedModel {
 /**
  * A model and its tokenizer from one path: a llama2.c .bin (tokenizer: `tokenizerPath`, else
  * tokenizer.bin or tok<vocab>.bin beside it) or a Hugging Face folder (config.json, safetensors,
- * tokenizer.json). A tokenizer whose ids do not fit the model is an error naming the file.
+ * tokenizer.json), or a model by hub name, `hf:ORG/NAME[@REVISION]`, downloaded into (or found in)
+ * huggingface_hub's cache (src/model/hub.ts). A tokenizer whose ids do not fit the model is an error
+ * naming the file.
  */
-export function openModel(path: string, tokenizerPath?: string): OpenedModel {
+export function openModel(spec: string, tokenizerSpec?: string): OpenedModel {
+  const path = isHubSpec(spec) ? resolveHubModelSync(spec) : spec;
+  const tokenizerPath = tokenizerSpec !== undefined && isHubSpec(tokenizerSpec) ? resolveHubModelSync(tokenizerSpec) : tokenizerSpec;
   if (!existsSync(path)) throw new InputError(path, undefined, undefined, "no such model file or folder");
   if (statSync(path).isDirectory()) {
     if (!existsSync(join(path, "config.json"))) throw new InputError(path, undefined, undefined, "a model folder needs config.json (Hugging Face layout)");
