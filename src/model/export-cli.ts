@@ -9,6 +9,7 @@ import { mergeLora, LoraAdapter } from "../train/lora.ts";
 import { defineCommand, optionalChoice, requireString, type Command } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { initBackend } from "./backend.ts";
 import { serializeSafetensors } from "./safetensors.ts";
 import { exportHfModel, permuteAdapterForHf } from "./hf-export.ts";
 import { HfTokenizer } from "./hf-tokenizer.ts";
@@ -38,6 +39,7 @@ export async function exportModel(o: ModelExportOptions): Promise<string[]> {
   const opened = openModel(o.model, o.tokenizer);
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
+  if (o.adapter) await initBackend(); // a LoraAdapter keeps its tensors as tf variables
   if ((o.format ?? "hf") === "peft") {
     if (!o.adapter) throw new UsageError("ktu model export --format peft needs --adapter DIR");
     const adapter = LoraAdapter.load(o.adapter, opened.model.config);
