@@ -140,13 +140,21 @@ async function hubFailure(response: Response, ref: HubModelRef, what: string, en
   return new HubError(`${name}: ${what}: HTTP ${response.status} ${serverMessage}`.trim(), response.status);
 }
 
+/** fetch with three tries on network errors (a reused keep-alive connection the server closed, a blip). */
 async function hubFetch(url: string, init: RequestInit, ref: HubModelRef, what: string): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (error) {
-    const cause = (error as { cause?: { message?: string; code?: string } }).cause;
-    throw new HubError(`hf:${ref.repo}@${ref.revision}: cannot reach ${new URL(url).origin} for ${what}: ${cause?.code ?? cause?.message ?? (error as Error).message} (set HF_HUB_OFFLINE=1 to use the cache alone)`);
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (error) {
+      last = error;
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (code === "ECONNREFUSED" || code === "ENOTFOUND") break;
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
   }
+  const cause = (last as { cause?: { message?: string; code?: string } }).cause;
+  throw new HubError(`hf:${ref.repo}@${ref.revision}: cannot reach ${new URL(url).origin} for ${what}: ${cause?.code ?? cause?.message ?? (last as Error).message} (set HF_HUB_OFFLINE=1 to use the cache alone)`);
 }
 
 interface FileMeta {
