@@ -9,9 +9,12 @@
 # What this works around, and why (checked on LLaMA-Factory 0.9.6.dev0, commit ff6d4d1, with an offline pip
 # index that has torch 2.13.0+cpu, transformers 5.17, peft 0.21, but no torchvision/torchaudio/gradio/tyro/
 # fire/modelscope/hf-transfer wheels):
-#  - LLaMA-Factory is installed with --no-deps: its pins (transformers<=5.8, peft<=0.18.1, ...) are newer than
-#    or absent from such an index. Its own runtime check is silenced by DISABLE_VERSION_CHECK=1, which
-#    ktu lf launch sets by itself (src/engine/launch.ts).
+#  - LLaMA-Factory is installed with --no-deps: its pins (transformers<=5.8, peft<=0.18.1, trl<=0.24, ...) are
+#    older than what such an index has. Its own start-up check then refuses to run unless DISABLE_VERSION_CHECK=1
+#    is set in the environment (export it, or pass it in `env` to launchLlamaFactory); ktu does not set it for you.
+#  - trl 1.x dropped AutoModelForCausalLMWithValueHead and the PPO/KTO classes that LLaMA-Factory imports at
+#    start-up; where trl<=0.24 is not installable, a small trl stand-in is written instead (SFT, which US-Tuning
+#    uses, pre-training and export work; DPO/KTO/PPO/RM stages do not).
 #  - torchaudio is imported at module level by llamafactory/data/mm_plugin.py even for text-only training; where
 #    pip cannot install it, a stub package named torchaudio is written into the venv (importable, raises on use).
 #  - omegaconf needs antlr4-python3-runtime; where pip cannot install it, a small shim package covering the
@@ -102,6 +105,51 @@ class OmegaConf:
         return cfg
 PYEOF
 fi
+if ! "$VENV/bin/python" -c 'from trl import AutoModelForCausalLMWithValueHead' >/dev/null 2>&1; then
+  "$PIP" install -q "trl>=0.18,<=0.24" >/dev/null 2>&1 || true
+fi
+if ! "$VENV/bin/python" -c 'from trl import AutoModelForCausalLMWithValueHead' >/dev/null 2>&1; then
+  echo "install-llamafactory: trl $("$VENV/bin/python" -c 'import trl; print(trl.__version__)' 2>/dev/null || echo '(none)') lacks what LLaMA-Factory imports at start-up and trl<=0.24 is not installable: writing a trl stand-in (SFT, pre-training and export work; DPO, KTO, PPO and reward-model stages do not)"
+  "$PIP" uninstall -q -y trl >/dev/null 2>&1 || true
+  mkdir -p "$SITE/trl/models" "$SITE/trl/trainer"
+  cat > "$SITE/trl/__init__.py" <<'PYEOF'
+"""Stand-in written by know-the-unknown's scripts/install-llamafactory.sh: LLaMA-Factory imports these trl names at
+start-up, and trl<=0.24 (which has them) was not installable. SFT never uses them; the DPO/KTO/PPO/RM stages fail."""
+__version__ = "0.0.0+ktu-stand-in"
+
+
+class _Unavailable:
+    def __init__(self, *args, **kwargs):
+        raise ImportError(f"{type(self).__name__} needs trl<=0.24; this venv has a stand-in (SFT only)")
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        raise ImportError(f"{cls.__name__} needs trl<=0.24; this venv has a stand-in (SFT only)")
+
+
+class AutoModelForCausalLMWithValueHead(_Unavailable): pass
+class PreTrainedModelWrapper(_Unavailable): pass
+class DPOTrainer(_Unavailable): pass
+class KTOTrainer(_Unavailable): pass
+class PPOTrainer(_Unavailable): pass
+class PPOConfig(_Unavailable): pass
+PYEOF
+  cat > "$SITE/trl/models/__init__.py" <<'PYEOF'
+from .. import AutoModelForCausalLMWithValueHead, PreTrainedModelWrapper  # noqa: F401
+PYEOF
+  cat > "$SITE/trl/models/utils.py" <<'PYEOF'
+def _unavailable(*args, **kwargs):
+    raise ImportError("needs trl<=0.24; this venv has a stand-in (SFT only)")
+prepare_deepspeed = prepare_fsdp = unwrap_model_for_generation = _unavailable
+PYEOF
+  cat > "$SITE/trl/trainer/__init__.py" <<'PYEOF'
+def disable_dropout_in_model(model):
+    import torch
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0
+PYEOF
+fi
 echo "install-llamafactory: LLaMA-Factory from $CHECKOUT (--no-deps)"
 "$PIP" install -q --no-deps "$CHECKOUT"
 DISABLE_VERSION_CHECK=1 "$VENV/bin/llamafactory-cli" version >/dev/null 2>&1 || DISABLE_VERSION_CHECK=1 "$VENV/bin/python" -c 'import llamafactory' 
@@ -111,4 +159,4 @@ for p in ["llamafactory", "torch", "transformers", "peft", "accelerate", "datase
     try: print(f"  {p} {m.version(p)}")
     except Exception: print(f"  {p} missing")
 PYEOF
-echo "install-llamafactory: done; export KTU_LLAMAFACTORY_CLI=$VENV/bin/llamafactory-cli"
+echo "install-llamafactory: done; export KTU_LLAMAFACTORY_CLI=$(cd "$VENV" && pwd)/bin/llamafactory-cli DISABLE_VERSION_CHECK=1"
