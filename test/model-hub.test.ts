@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { lfBaseModel } from "../src/engine/pipeline.ts";
 import { exportHfModel } from "../src/model/hf-export.ts";
 import { cachedSnapshot, downloadHubModel, HubError, hubCacheDir, parseHubSpec } from "../src/model/hub.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
@@ -201,6 +202,19 @@ test("HF_ENDPOINT=... HF_HOME=... ktu generate --model hf:ORG/NAME prints what r
     const dl = runKtu(["model", "download", "hf:ktu/stories260K"], { env: { HF_ENDPOINT: url, HF_HOME: home, HF_HUB_OFFLINE: "", HF_HUB_CACHE: "" } });
     assert.equal(dl.status, 0, dl.stderr);
     assert.match(dl.stdout.trim(), /models--ktu--stories260K\/snapshots\/[0-9a-f]{40}$/);
+    // The LLaMA-Factory pipeline takes a hub name too: it trains on the snapshot folder in the shared cache.
+    const saved = { ...process.env };
+    Object.assign(process.env, { HF_ENDPOINT: url, HF_HOME: home, HF_HUB_OFFLINE: "", HF_HUB_CACHE: "" });
+    try {
+      assert.equal(lfBaseModel("hf:ktu/stories260K"), dl.stdout.trim());
+      assert.equal(lfBaseModel("meta-llama/Llama-2-7b-chat-hf"), "meta-llama/Llama-2-7b-chat-hf", "a plain hub id is left to LLaMA-Factory");
+    } finally {
+      for (const key of ["HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE"]) if (saved[key] === undefined) delete process.env[key]; else process.env[key] = saved[key];
+    }
+    const config = join(home, "s1.yaml");
+    assert.equal(runKtu(["lf", "config", "--preset", "stage1", "--model", "hf:ktu/stories260K@v2", "--out", config], { env: { KTU_LF_KEYS: "shipped" } }).status, 0);
+    const yaml = readFileSync(config, "utf8");
+    assert.match(yaml, /^model_name_or_path: ktu\/stories260K\nmodel_revision: v2$/m);
   } finally {
     child.kill("SIGTERM");
   }

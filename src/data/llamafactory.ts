@@ -247,7 +247,7 @@ export function paperMergeConfigs(options: Omit<PaperConfigOptions, "datasetDir"
 }
 
 const SECTIONS: [string, string[]][] = [
-  ["model", ["model_name_or_path", "adapter_name_or_path"]],
+  ["model", ["model_name_or_path", "model_revision", "adapter_name_or_path"]],
   ["method", ["stage", "do_train", "finetuning_type", "lora_target", "lora_rank", "lora_alpha", "lora_dropout"]],
   ["dataset", ["dataset", "dataset_dir", "template", "cutoff_len", "max_samples", "overwrite_cache", "preprocessing_num_workers"]],
   ["output", ["output_dir", "logging_steps", "save_steps", "plot_loss", "overwrite_output_dir"]],

@@ -5,6 +5,7 @@ import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset }
 import { defineCommand, optionalChoice, optionalNumber, requireString, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { isHubSpec, parseHubSpec } from "../model/hub.ts";
 import { lfKeys, type LfCommand, type LfKeySet } from "./keys.ts";
 import { launchLlamaFactory, type LfJob, type LfLaunchOptions } from "./launch.ts";
 import { LF_ABLATIONS, runLfPipeline, type LfAblation } from "./pipeline.ts";
@@ -103,6 +104,19 @@ function readSets(values: OptionValues, name: string): Record<string, unknown> {
   return out;
 }
 
+/**
+ * `--model hf:ORG/NAME[@REV]` in a config: LLaMA-Factory's own hub id (model_name_or_path: ORG/NAME,
+ * model_revision: REV), which it downloads into the same huggingface_hub cache; nothing is fetched here.
+ */
+function hubModelKeys(config: Record<string, unknown>): void {
+  const model = config.model_name_or_path;
+  if (typeof model !== "string" || !isHubSpec(model)) return;
+  const { repo, revision } = parseHubSpec(model);
+  const entries = Object.entries(config).flatMap(([k, v]) => (k === "model_name_or_path" ? [[k, repo], ...(revision !== "main" ? [["model_revision", revision]] : [])] : [[k, v]]));
+  for (const key of Object.keys(config)) delete config[key];
+  Object.assign(config, Object.fromEntries(entries));
+}
+
 /** Applies --set/--unset to a config: null removes the key. */
 function applySets(config: Record<string, unknown>, sets: Record<string, unknown>): Record<string, unknown> {
   for (const [key, value] of Object.entries(sets)) {
@@ -122,7 +136,8 @@ const configCommand = defineCommand({
   name: "lf config",
   summary: "write one of the paper's LLaMA-Factory configs (paper.md 2.1) as YAML",
   help: `  --preset NAME         ${Object.keys(LF_PRESETS).join(", ")}
-  --model PATH          the base model (llama-2-7b-chat-hf folder or hub id)
+  --model PATH          the base model (llama-2-7b-chat-hf folder, ORG/NAME, or hf:ORG/NAME[@REV]: written as
+                        LLaMA-Factory's hub id and model_revision; it downloads into the shared cache)
   --out FILE.yaml       where to write it
   --data DIR            dataset_dir holding dataset_info.json (default data)
   --output-root DIR     folder of the adapters and merged models (default saves)
@@ -161,6 +176,7 @@ const configCommand = defineCommand({
       kind === "train"
         ? { ...paperTrainConfigs({ ...common, datasetDir: typeof values.data === "string" ? values.data : "data", preset: hparams, warmupKey: keys.warmup })[configName] }
         : { ...paperMergeConfigs({ ...common, stage2MergeBase })[configName] };
+    hubModelKeys(config);
     applySets(config, readSets(values, name));
     // Catch typos in --set now; datasets and paths are checked by `ktu lf validate` where they live.
     const problems = checkLfKeys(config, kind === "train" ? "train" : "export", keys);
@@ -228,7 +244,7 @@ const exportCommand = defineCommand({
 const pipelineCommand = defineCommand({
   name: "lf pipeline",
   summary: "US-Tuning on LLaMA-Factory: stage 1, merge, stage 2 on the merge, merge; completed steps are skipped",
-  help: `  --model PATH          the base model folder
+  help: `  --model PATH          the base model folder, or hf:ORG/NAME[@REV] (downloaded into the huggingface_hub cache first)
   --data DIR            dataset_dir with dataset_info.json and the Alpaca files ('ktu data export' writes it)
   --out DIR             configs/ and one folder per adapter and merged model
   --template NAME       chat template (default llama2)

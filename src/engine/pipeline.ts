@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+import { isHubSpec, resolveHubModelSync } from "../model/hub.ts";
 import { paperMergeConfigs, paperTrainConfigs, toYaml, type LlamaFactoryPreset, type LlamaFactoryTrainConfig } from "../data/llamafactory.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { launchLlamaFactory, type LfJob, type LfJobResult, type LfLaunchOptions } from "./launch.ts";
@@ -68,9 +69,20 @@ export interface LfPipelineResult {
 export const LF_STEP_MARKER = "ktu-step.json";
 
 /** The steps in the order they run. */
+/**
+ * The base model as LLaMA-Factory should read it: `hf:ORG/NAME[@REV]` is downloaded into (or found
+ * in) the shared huggingface_hub cache and its snapshot folder used, so validation sees its modules
+ * and the revision is exact; a local path is made absolute; anything else (ORG/NAME) is left for
+ * LLaMA-Factory to fetch itself.
+ */
+export function lfBaseModel(modelPath: string): string {
+  if (isHubSpec(modelPath)) return resolveHubModelSync(modelPath);
+  return existsSync(modelPath) || isAbsolute(modelPath) || modelPath.startsWith(".") || !/^[\w.-]+\/[\w.-]+$/.test(modelPath) ? resolve(modelPath) : modelPath;
+}
+
 export function lfPipelineSteps(options: Pick<LfPipelineOptions, "modelPath" | "datasetDir" | "outDir" | "template" | "preset" | "trainOverrides" | "ablations" | "stage2MergeBase" | "warmupKey" | "cli">): LfPipelineStep[] {
   const outputRoot = resolve(options.outDir);
-  const base = { modelPath: resolve(options.modelPath), outputRoot, template: options.template };
+  const base = { modelPath: lfBaseModel(options.modelPath), outputRoot, template: options.template };
   const warmupKey = options.warmupKey ?? lfKeys(options.cli).warmup;
   const train = paperTrainConfigs({ ...base, datasetDir: resolve(options.datasetDir), preset: options.preset, overrides: options.trainOverrides, warmupKey });
   const merge = paperMergeConfigs({ ...base, stage2MergeBase: options.stage2MergeBase });
