@@ -439,7 +439,8 @@ NOTEBOOKS["06-full-size-with-llamafactory"] = [
 # 6. Full size: Llama-2-7B through LLaMA-Factory
 
 The paper's own setting: LoRA on Llama-2-7b-chat with the authors' configs (paper.md 2.1), run by
-LLaMA-Factory on a GPU (`docs/llamafactory.md`), then evaluated through an OpenAI-compatible endpoint
+LLaMA-Factory on GPUs (`docs/llamafactory.md`; `modelPath` may be a folder or `hf:meta-llama/Llama-2-7b-chat-hf`
+with `HF_TOKEN` set), then evaluated through an OpenAI-compatible endpoint
 (for example `llamafactory-cli api` or vLLM) with the paper's full prompts. Without a GPU, LLaMA-Factory
 or the weights, the notebook says so and skips the heavy cells; the configs are still written and checked.
 """),
@@ -466,7 +467,7 @@ const params = {
 const has = (cmd: string, args: string[]) => { try { execFileSync(cmd, args, { stdio: "ignore", timeout: 20000 }); return true; } catch { return false; } };
 const gpu = has("nvidia-smi", ["-L"]);
 const lf = has(resolveLfCli()[0], ["version"]);
-const weights = existsSync(`${params.modelPath}/config.json`);
+const weights = params.modelPath.startsWith("hf:") || existsSync(`${params.modelPath}/config.json`);
 const ready = gpu && lf && weights;
 display.table(aq.from([{ check: "NVIDIA GPU (nvidia-smi)", found: gpu }, { check: `LLaMA-Factory (${resolveLfCli().join(" ")})`, found: lf }, { check: `weights at ${params.modelPath}`, found: weights }]));
 display.markdown(ready ? "Everything is here: the training cells run." : "**Skipped:** this machine lacks " + [!gpu && "a GPU", !lf && "LLaMA-Factory", !weights && "the Llama-2-7B weights"].filter(Boolean).join(", ") + ". The configs below are still built and shown; set `KTU_LLAMA2_7B` and install LLaMA-Factory on a GPU machine to run the rest.");
@@ -486,6 +487,31 @@ if (ready) {
     onStep: (e) => { console.log(`${e.type}: ${e.step.name}`); view.update(lfJobsTable(lfJobs())); } });
   console.log(result.status, result.steps);
 } else console.log("skipped: no GPU / LLaMA-Factory / weights");
+"""),
+    md("""
+## A real hub model on a CPU
+
+The same pipeline runs on a small real model by its hub name, e.g. `hf:HuggingFaceTB/SmolLM2-135M-Instruct`
+(template `smollm2`) or `hf:Qwen/Qwen2.5-0.5B-Instruct` (template `qwen`): ktu downloads it into the
+huggingface_hub cache that LLaMA-Factory reads too, and the paper's YAMLs run with `use_cpu: true` (bf16 on a
+CPU needs it). It only downloads when `params.hubModel` is set (or `KTU_HUB_MODEL`), and needs LLaMA-Factory
+(`scripts/install-llamafactory.sh`). How long each stage takes is estimated below from a same-shaped random
+model on ktu's in-process trainer (`bench/real-model-stage-estimate.ts`), not measured on the real run.
+"""),
+    code("""
+import { readFileSync as readText } from "node:fs";
+const hubModel = process.env.KTU_HUB_MODEL ?? (params as { hubModel?: string }).hubModel ?? "";
+for (const shape of ["smollm2-135m", "qwen2.5-0.5b"]) {
+  try {
+    const e = JSON.parse(readText(`../bench/results/stage-estimate-${shape}.json`, "utf8"));
+    display.table(aq.from([{ shape, engine: `ktu in-process (TF.js ${e.backend})`, "tokens/example": e.tokensPerExample, "ms/example": e.msPerExample, "stage 1 (1000 ex.) h": e.stage1Hours, "stage 2 (5 x 1000 ex.) h": e.stage2Hours, measured: e.measuredAt.slice(0, 10) }]));
+  } catch { console.log(`no estimate for ${shape}: run node --import tsx bench/real-model-stage-estimate.ts --shape ${shape}`); }
+}
+if (hubModel && lf) {
+  const result = await runLfPipeline({ modelPath: hubModel, template: hubModel.includes("Qwen") ? "qwen" : "smollm2", datasetDir: built.llamafactory.dir, outDir: "../out/hub-model-runs",
+    trainOverrides: { use_cpu: true, max_samples: 200 }, env: { DISABLE_VERSION_CHECK: "1" }, onStep: (e) => console.log(`${e.type}: ${e.step.name}`) });
+  console.log(result.status, result.steps, result.finalModel);
+} else console.log(hubModel ? "skipped: LLaMA-Factory is not installed" : "skipped: set params.hubModel (or KTU_HUB_MODEL), e.g. hf:HuggingFaceTB/SmolLM2-135M-Instruct, to download and train it");
 """),
     md("## Evaluation through an OpenAI-compatible endpoint\n\nThe paper's evaluation prompt (LLAMA2_CHAT with the task assignment) on the held-apart test side."),
     code("""

@@ -48,7 +48,11 @@ async function exportTinyModel(dir: string): Promise<void> {
   await exportHfModel(dir, { model: loadLlama2c(dataPath("models", "stories260K", "stories260K.bin")), tokenizer: Llama2cTokenizer.load(dataPath("models", "stories260K", "tok512.bin"), 512), template: "llama2" });
 }
 
-/** The paper's keys, made small: few rows, short sequences, CPU-friendly (bf16 off), no evaluation split. */
+/**
+ * The paper's YAML, made small (few rows, short sequences, one tokenizing process) and told to use the
+ * CPU: its bf16 needs use_cpu there ("Your setup doesn't support bf16/gpu"). Everything else, warmup,
+ * the validation split and evaluation included, is as `ktu lf config` writes it.
+ */
 const small = (rows: number) => ({
   max_samples: rows,
   cutoff_len: 48,
@@ -57,13 +61,8 @@ const small = (rows: number) => ({
   logging_steps: 1,
   save_steps: 4,
   learning_rate: 1e-3,
-  bf16: false,
   preprocessing_num_workers: 1,
-  dataloader_num_workers: 0,
-  val_size: null,
-  eval_strategy: null,
-  eval_steps: null,
-  per_device_eval_batch_size: null,
+  use_cpu: true,
 });
 
 test("real LLaMA-Factory: stage-1 training on our exported tiny model, live loss, interrupt and resume without duplicated steps", { skip, timeout: 600_000 }, async () => {
@@ -78,7 +77,7 @@ test("real LLaMA-Factory: stage-1 training on our exported tiny model, live loss
   let interruptAt: number | undefined;
   for await (const record of job.logs()) {
     if (job.status === "running" && record.loss !== undefined) liveWhileRunning++;
-    // 32 steps in all; stop once a checkpoint exists and a few more steps have been logged.
+    // About 29 steps in all; stop once a checkpoint exists and a few more steps have been logged.
     if (interruptAt === undefined && latestLfCheckpoint(out) && record.current_steps >= 6) {
       interruptAt = record.current_steps;
       const t = Date.now();
@@ -90,7 +89,8 @@ test("real LLaMA-Factory: stage-1 training on our exported tiny model, live loss
   }
   assert.ok(liveWhileRunning >= 3, "loss records arrived while the engine ran");
   assert.ok(interruptAt !== undefined, `the run ended before it could be interrupted: ${job.lastLines(20).join("\n")}`);
-  assert.equal(job.lastRecord!.total_steps, 32);
+  const total = job.lastRecord!.total_steps; // 64 rows less the 10% validation split, 2 per step
+  assert.ok(total >= 28 && total <= 32, `total_steps ${total}`);
   assert.ok(job.records.every((r) => typeof r.loss === "number" && Number.isFinite(r.loss)));
   const checkpoint = latestLfCheckpoint(out)!;
   const firstRun = Date.now() - started;
@@ -103,7 +103,7 @@ test("real LLaMA-Factory: stage-1 training on our exported tiny model, live loss
   assert.equal(resumed.records[0]!.current_steps, checkpointStep + 1, "the resumed run continues after the checkpoint");
   // LogCallback ends with a summary record (train_runtime, no loss) at the last step: count the loss records.
   const steps = (await readTrainerLog(join(out, "trainer_log.jsonl"))).filter((r) => r.loss !== undefined).map((r) => r.current_steps);
-  assert.deepEqual(steps, Array.from({ length: 32 }, (_, i) => i + 1), "trainer_log.jsonl holds every step once");
+  assert.deepEqual(steps, Array.from({ length: total }, (_, i) => i + 1), "trainer_log.jsonl holds every step once");
   assert.ok(existsSync(join(out, "adapter_model.safetensors")) && existsSync(join(out, "adapter_config.json")));
   assert.deepEqual(JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")).target_modules.sort(), ["q_proj", "v_proj"]);
   process.stderr.write(`real LLaMA-Factory: first run ${firstRun} ms to step ${interruptAt}, resume ${resumed.elapsedMs} ms\n`);

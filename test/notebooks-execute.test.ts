@@ -126,4 +126,7 @@ test("06-full-size: skipped with a clear message where there is no GPU or LLaMA-
   const { text } = execute("06-full-size-with-llamafactory", { modelPath: join(root, "no-model") });
   assert.match(text, /Skipped:|Everything is here/);
   assert.match(text, /Llama2_Stage1/);
+  // The real-model section: the stage-time estimate (bench/results) and no download unless asked.
+  assert.match(text, /stage 1 \(1000 ex\.\) h|no estimate for smollm2-135m/);
+  assert.match(text, /skipped: set params\.hubModel|skipped: LLaMA-Factory is not installed/);
 });

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { describeBackend, initBackend } from "../model/backend.ts";
 import { getChatTemplate } from "../model/chat-templates.ts";
+import { isHubSpec } from "../model/hub.ts";
 import { openModel } from "../model/open.ts";
 import { defineCommand, requireString, type Command } from "../util/command.ts";
 import { InputError, UsageError } from "../util/errors.ts";
@@ -31,6 +32,16 @@ export function readTrainYaml(file: string, overrides: readonly string[] = []): 
 /** Paths in the YAML are taken relative to the working directory, else to the YAML's folder. */
 const locate = (path: string, yamlDir: string): string => (isAbsolute(path) || existsSync(path) ? resolve(path) : resolve(yamlDir, path));
 
+/**
+ * model_name_or_path: hf:ORG/NAME[@REV], a local folder or file, or (as LLaMA-Factory reads it) an
+ * ORG/NAME that is no local path: a hub model, fetched into the shared huggingface_hub cache.
+ */
+const locateModel = (path: string, yamlDir: string): string => {
+  if (isHubSpec(path)) return path;
+  const local = locate(path, yamlDir);
+  return !existsSync(local) && /^[\w.-]+\/[\w.-]+$/.test(path) ? `hf:${path}` : local;
+};
+
 const fmt = (s: StepResult): string =>
   `step ${s.step}/${s.totalSteps}  loss ${s.loss.toFixed(4)}  lr ${s.lr.toExponential(2)}  grad_norm ${s.gradNorm.toFixed(3)}  epoch ${s.epoch.toFixed(2)}  ${Math.round(s.tokensPerSec)} tok/s` +
   (s.evalLoss !== undefined ? `  eval_loss ${s.evalLoss.toFixed(4)}` : "");
@@ -39,7 +50,7 @@ const fmt = (s: StepResult): string =>
 export async function runTrainJob(job: TrainJob, yamlDir: string, print: (line: string) => void = (l) => process.stdout.write(l + "\n")): Promise<{ trainer: SftTrainer; interrupted: boolean }> {
   for (const note of job.notes) print(`note: ${note}`);
   print(describeBackend(await initBackend()));
-  const opened = openModel(locate(job.modelPath, yamlDir));
+  const opened = openModel(locateModel(job.modelPath, yamlDir));
   let model = opened.model;
   if (job.adapterPath) {
     const adapter = LoraAdapter.load(locate(job.adapterPath, yamlDir), model.config);
