@@ -4,7 +4,7 @@
  * in-process TF.js trainer (SftTrainer, wasm backend; the engine main has today). Times per step are
  * measured (median after one warm-up step) and multiplied out to the paper's stage sizes
  * (max_samples 1000; stage 1 one epoch, stage 2 five epochs), assuming --seq tokens per example.
- * Usage: node --import tsx bench/real-model-stage-estimate.ts [--shape smollm2-135m|qwen2.5-0.5b] [--seq 256] [--steps 3]
+ * Usage: node --import tsx bench/real-model-stage-estimate.ts [--shape smollm2-135m|qwen2.5-0.5b] [--seq 256] [--steps 3] [--backend wasm|cpu]
  */
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -23,7 +23,7 @@ const SHAPES: Record<string, { config: LlamaConfig; qkvBias: boolean }> = {
   "qwen2.5-0.5b": { config: { arch: "llama", dim: 896, hiddenDim: 4864, nLayers: 24, nHeads: 14, nKvHeads: 2, vocabSize: 151936, seqLen: 32768, normEps: 1e-6, ropeTheta: 1000000, ropeStyle: "rotate-half", tiedEmbeddings: true }, qkvBias: true },
 };
 
-const { values } = parseArgs({ options: { shape: { type: "string", default: "smollm2-135m" }, seq: { type: "string", default: "256" }, steps: { type: "string", default: "3" } } });
+const { values } = parseArgs({ options: { shape: { type: "string", default: "smollm2-135m" }, seq: { type: "string", default: "256" }, steps: { type: "string", default: "3" }, backend: { type: "string", default: "wasm" } } });
 const shape = SHAPES[values.shape!];
 if (!shape) throw new Error(`--shape: one of ${Object.keys(SHAPES).join(", ")}`);
 const T = Number(values.seq);
@@ -52,7 +52,9 @@ function randomModel(c: LlamaConfig, qkvBias: boolean): LlamaModelData {
   };
 }
 
-const backend = await initBackend("wasm");
+// wasm (XNNPACK) is the fast one, but its 4 GB address space may not hold a 135M-parameter model's packed
+// weights and 49k-entry logits; --backend cpu (plain JS) always fits.
+const backend = await initBackend(values.backend as "wasm" | "cpu");
 const model = randomModel(shape.config, shape.qkvBias);
 const rng = new Rng(0);
 const train: SftExample[] = Array.from({ length: steps + 1 }, (_, row) => {

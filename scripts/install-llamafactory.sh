@@ -155,8 +155,11 @@ echo "install-llamafactory: LLaMA-Factory from $CHECKOUT (--no-deps)"
 DISABLE_VERSION_CHECK=1 "$VENV/bin/llamafactory-cli" version >/dev/null 2>&1 || DISABLE_VERSION_CHECK=1 "$VENV/bin/python" -c 'import llamafactory' 
 "$VENV/bin/python" - <<'PYEOF'
 import importlib.metadata as m
-for p in ["llamafactory", "torch", "transformers", "peft", "accelerate", "datasets", "trl"]:
+import importlib
+for p in ["llamafactory", "torch", "transformers", "peft", "accelerate", "datasets", "trl", "omegaconf", "torchaudio"]:
     try: print(f"  {p} {m.version(p)}")
-    except Exception: print(f"  {p} missing")
+    except Exception:
+        try: print(f"  {p} {importlib.import_module(p).__version__} (written by this script)")
+        except Exception: print(f"  {p} missing")
 PYEOF
 echo "install-llamafactory: done; export KTU_LLAMAFACTORY_CLI=$(cd "$VENV" && pwd)/bin/llamafactory-cli DISABLE_VERSION_CHECK=1"

@@ -501,11 +501,11 @@ model on ktu's in-process trainer (`bench/real-model-stage-estimate.ts`), not me
     code("""
 import { readFileSync as readText } from "node:fs";
 const hubModel = process.env.KTU_HUB_MODEL ?? (params as { hubModel?: string }).hubModel ?? "";
-for (const shape of ["smollm2-135m", "qwen2.5-0.5b"]) {
+for (const shape of ["smollm2-135m", "smollm2-135m-torch"]) {
   try {
     const e = JSON.parse(readText(`../bench/results/stage-estimate-${shape}.json`, "utf8"));
-    display.table(aq.from([{ shape, engine: `ktu in-process (TF.js ${e.backend})`, "tokens/example": e.tokensPerExample, "ms/example": e.msPerExample, "stage 1 (1000 ex.) h": e.stage1Hours, "stage 2 (5 x 1000 ex.) h": e.stage2Hours, measured: e.measuredAt.slice(0, 10) }]));
-  } catch { console.log(`no estimate for ${shape}: run node --import tsx bench/real-model-stage-estimate.ts --shape ${shape}`); }
+    display.table(aq.from([{ shape: e.shape, engine: e.backend === "wasm" || e.backend === "cpu" ? `ktu in-process (TF.js ${e.backend})` : e.backend, "load average": e.loadavg, "tokens/example": e.tokensPerExample, "ms/example": e.msPerExample, "stage 1 (1000 ex.) h": e.stage1Hours, "stage 2 (5 x 1000 ex.) h": e.stage2Hours, measured: e.measuredAt.slice(0, 10) }]));
+  } catch { console.log(`no estimate for ${shape}: run node --import tsx bench/real-model-stage-estimate.ts --shape ${shape} (--backend cpu where wasm runs out of its 4 GB)`); }
 }
 if (hubModel && lf) {
   const result = await runLfPipeline({ modelPath: hubModel, template: hubModel.includes("Qwen") ? "qwen" : "smollm2", datasetDir: built.llamafactory.dir, outDir: "../out/hub-model-runs",

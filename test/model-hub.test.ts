@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { lfBaseModel } from "../src/engine/pipeline.ts";
+import { loadServedModel } from "../src/engine/serve-cli.ts";
+import { exportModel } from "../src/model/export-cli.ts";
 import { exportHfModel } from "../src/model/hf-export.ts";
 import { cachedSnapshot, downloadHubModel, HubError, hubCacheDir, parseHubSpec } from "../src/model/hub.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
@@ -208,6 +210,12 @@ test("HF_ENDPOINT=... HF_HOME=... ktu generate --model hf:ORG/NAME prints what r
     try {
       assert.equal(lfBaseModel("hf:ktu/stories260K"), dl.stdout.trim());
       assert.equal(lfBaseModel("meta-llama/Llama-2-7b-chat-hf"), "meta-llama/Llama-2-7b-chat-hf", "a plain hub id is left to LLaMA-Factory");
+      // ktu serve's loader and ktu model export take hub names as well.
+      const served = await loadServedModel("hf:ktu/sharded");
+      assert.equal(served.model.config.dim, 64);
+      const exported = join(home, "re-export");
+      await exportModel({ model: "hf:ktu/stories260K", out: exported, template: "llama2" });
+      assert.match(JSON.parse(readFileSync(join(exported, "tokenizer_config.json"), "utf8")).chat_template, /\[INST\]/);
     } finally {
       for (const key of ["HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE"]) if (saved[key] === undefined) delete process.env[key]; else process.env[key] = saved[key];
     }

@@ -20,7 +20,7 @@ export {
   type LfJobStatus,
   type LfJobResult,
 } from "./launch.ts";
-export { runLfPipeline, lfPipelineSteps, lfStepState, lfConfigHash, LF_ABLATIONS, LF_STEP_MARKER, type LfAblation, type LfPipelineOptions, type LfPipelineStep, type LfPipelineEvent, type LfPipelineResult } from "./pipeline.ts";
+export { runLfPipeline, lfBaseModel, lfPipelineSteps, lfStepState, lfConfigHash, LF_ABLATIONS, LF_STEP_MARKER, type LfAblation, type LfPipelineOptions, type LfPipelineStep, type LfPipelineEvent, type LfPipelineResult } from "./pipeline.ts";
 export { lfJobsTable, lfLossFigure, lfProgress, type LfFigure, type LfProgress } from "./views.ts";
 export { startServer, type ServerOptions, type RunningServer } from "./server.ts";
 export { loadServedModel, type ServedModel } from "./serve-cli.ts";

@@ -30,6 +30,24 @@ export { loadHfModel, saveHfModel, readHfConfig, interleavedToRotateHalf } from 
 export { HfTokenizer } from "./hf-tokenizer.ts";
 export { chatTemplates, getChatTemplate, encodeChatTurns, renderChat, chatTemplateJinja, alpacaPrompt, templateEosId, type ChatTemplateSpec, type ChatMessage } from "./chat-templates.ts";
 export { openModel, type OpenedModel } from "./open.ts";
+export { exportHfModel, llama2cTokenizerJson, permuteAdapterForHf, type HfExportOptions } from "./hf-export.ts";
+export { exportModel, type ModelExportOptions } from "./export-cli.ts";
+export {
+  downloadHubModel,
+  resolveHubModelSync,
+  resolveModelPath,
+  parseHubSpec,
+  isHubSpec,
+  hubCacheDir,
+  hubEndpoint,
+  cachedSnapshot,
+  cachedRevisions,
+  wantedFiles,
+  HubError,
+  type HubModelRef,
+  type HubDownloadOptions,
+} from "./hub.ts";
+export { pieceDecoder, tokenizerJsonPieces, type PieceDecoder } from "./pieces.ts";
 export { TfGpt2, randomGpt2, saveGpt2, loadGpt2, type Gpt2Config, type Gpt2ModelData, type Gpt2LayerWeights, type Gpt2Cache } from "./gpt2.ts";
 export { generateParallel, type ParallelOptions } from "./parallel.ts";
 export { BpeTokenizer, trainBpe, serializeBpe, saveBpe, charsPerToken, type BpeVocab, type BpeTrainOptions } from "./bpe.ts";
