@@ -351,7 +351,8 @@ export async function downloadHubModel(spec: string, options: HubDownloadOptions
     for (const shard of [...new Set(Object.values(map))].sort()) await fetchFile(ref, commit, shard, folder, env, options);
   }
   if (!isCommit(ref.revision)) {
-    mkdirSync(join(folder, "refs"), { recursive: true });
+    // A revision may hold slashes (refs/pr/1): huggingface_hub nests the ref file the same way.
+    mkdirSync(dirname(join(folder, "refs", ref.revision)), { recursive: true });
     writeFileAtomicSync(join(folder, "refs", ref.revision), commit);
   }
   return snapshot;
