@@ -4,7 +4,7 @@
  * `ktu model download hf:ORG/NAME[@REV]`: fetch a model into the shared huggingface_hub cache.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { mergeLora, LoraAdapter } from "../train/lora.ts";
 import { defineCommand, optionalChoice, requireString, type Command } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -64,7 +64,8 @@ export async function exportModel(o: ModelExportOptions): Promise<string[]> {
       adapter.dispose();
     }
   }
-  const tokenizer = opened.tokenizer instanceof Llama2cTokenizer ? opened.tokenizer : opened.tokenizer instanceof HfTokenizer ? { dir: opened.format === "hf" ? (o.tokenizer && !isHubSpec(o.tokenizer) ? o.tokenizer : opened.modelPath) : opened.modelPath } : undefined;
+  // An HF tokenizer's source is its tokenizer.json: copy that folder's tokenizer files.
+  const tokenizer = opened.tokenizer instanceof Llama2cTokenizer ? opened.tokenizer : opened.tokenizer instanceof HfTokenizer ? { dir: dirname(opened.tokenizerPath) } : undefined;
   return exportHfModel(out, { model, tokenizer, template: o.template, dtype: o.dtype });
 }
 
