@@ -219,6 +219,18 @@ test("HF_ENDPOINT=... HF_HOME=... ktu generate --model hf:ORG/NAME prints what r
     } finally {
       for (const key of ["HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE"]) if (saved[key] === undefined) delete process.env[key]; else process.env[key] = saved[key];
     }
+    // ktu train: model_name_or_path as a hub name (and, as LLaMA-Factory reads it, a bare ORG/NAME).
+    const trainDir = join(home, "train");
+    mkdirSync(trainDir);
+    writeFileSync(join(trainDir, "tiny.json"), JSON.stringify(Array.from({ length: 4 }, (_, i) => ({ instruction: `q${i}`, input: "", output: "Lily was happy." }))));
+    writeFileSync(join(trainDir, "dataset_info.json"), JSON.stringify({ tiny: { file_name: "tiny.json", columns: { prompt: "instruction", query: "input", response: "output" } } }));
+    for (const model of ["hf:ktu/sharded", "ktu/stories260K"]) {
+      const yaml = join(trainDir, "train.yaml");
+      writeFileSync(yaml, [`model_name_or_path: ${model}`, "stage: sft", "do_train: true", "finetuning_type: lora", "lora_target: q_proj,v_proj", "dataset: tiny", `dataset_dir: ${trainDir}`, "template: llama2", "cutoff_len: 32", `output_dir: ${join(trainDir, "out")}`, "max_steps: 1", "per_device_train_batch_size: 2", "overwrite_output_dir: true", "report_to: none"].join("\n") + "\n");
+      const trained = runKtu(["train", "--config", yaml], { env: { HF_ENDPOINT: url, HF_HOME: home, HF_HUB_OFFLINE: "", HF_HUB_CACHE: "" } });
+      assert.equal(trained.status, 0, `${model}: ${trained.stderr}`);
+      assert.ok(existsSync(join(trainDir, "out", "adapter_model.safetensors")), model);
+    }
     const config = join(home, "s1.yaml");
     assert.equal(runKtu(["lf", "config", "--preset", "stage1", "--model", "hf:ktu/stories260K@v2", "--out", config], { env: { KTU_LF_KEYS: "shipped" } }).status, 0);
     const yaml = readFileSync(config, "utf8");

@@ -10,7 +10,7 @@ import { lfPython } from "../../src/engine/keys.ts";
 export function findPython(modules: readonly string[]): { python?: string; skip?: string } {
   const candidates = [process.env.KTU_TEST_PYTHON, lfPython((process.env.KTU_LLAMAFACTORY_CLI ?? "llamafactory-cli").split(/\s+/)), "python3"].filter((c): c is string => Boolean(c));
   for (const python of [...new Set(candidates)]) {
-    const r = spawnSync(python, ["-c", `import ${modules.join(", ")}`], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(python, ["-c", `import ${modules.join(", ")}`], { encoding: "utf8", timeout: 180_000 }); // torch + transformers take a while to import on a busy machine
     if (r.status === 0) return { python };
   }
   return { skip: `no Python with ${modules.join(", ")} (set KTU_TEST_PYTHON, or run scripts/install-llamafactory.sh, or pip install ${modules.join(" ")})` };
