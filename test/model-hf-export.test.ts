@@ -77,6 +77,9 @@ test("the tokenizer.json made from tok512.bin encodes every text as run.c's enco
   const texts = [...TEXTS];
   for (let i = 0; i < story.length; i += 61) texts.push(story.slice(i, i + 120));
   for (const text of texts) assert.deepEqual(hf.encode(text, { bos: true }), llama.encode(text, { bos: true }), JSON.stringify(text));
+  // run.c's own encodings (data/models/stories260K/reference).
+  const cases = JSON.parse(readFileSync(dataPath("models", "stories260K", "reference", "tokenizer_encode_cases.json"), "utf8")) as { text: string; ids_bos1_eos0: number[] }[];
+  for (const c of cases) assert.deepEqual(hf.encode(c.text, { bos: true }), c.ids_bos1_eos0, JSON.stringify(c.text));
   const config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
   assert.equal(config.bos_token, "<s>");
   assert.match(config.chat_template, /\[INST\]/);

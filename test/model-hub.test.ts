@@ -194,6 +194,10 @@ test("HF_ENDPOINT=... HF_HOME=... ktu generate --model hf:ORG/NAME prints what r
       assert.equal(r.stdout, reference.stdout, name);
       assert.match(r.stderr, /100\.0%/, "a progress bar on stderr");
     }
+    // And against run.c's own output (data/models/stories260K/reference, greedy from an empty prompt).
+    const runC = readFileSync(dataPath("models", "stories260K", "reference", "run_t0_empty_n200.txt"), "utf8");
+    const fromHub = runKtu(["generate", "--model", "hf:ktu/stories260K", "--steps", "200", "--temperature", "0"], { env: { HF_ENDPOINT: url, HF_HOME: home, HF_HUB_OFFLINE: "", HF_HUB_CACHE: "" } });
+    assert.equal(fromHub.stdout, runC);
     const offline = runKtu(["generate", "--model", "hf:ktu/stories260K", ...args], { env: { HF_ENDPOINT: "http://127.0.0.1:1", HF_HOME: home, HF_HUB_OFFLINE: "1", HF_HUB_CACHE: "" } });
     assert.equal(offline.status, 0, offline.stderr);
     assert.equal(offline.stdout, reference.stdout);
