@@ -201,6 +201,16 @@ test("HF_ENDPOINT=... HF_HOME=... ktu generate --model hf:ORG/NAME prints what r
     const offline = runKtu(["generate", "--model", "hf:ktu/stories260K", ...args], { env: { HF_ENDPOINT: "http://127.0.0.1:1", HF_HOME: home, HF_HUB_OFFLINE: "1", HF_HUB_CACHE: "" } });
     assert.equal(offline.status, 0, offline.stderr);
     assert.equal(offline.stdout, reference.stdout);
+    // ktu eval run takes the hub name too (tokenizer from the repo), answering as the llama2.c files do.
+    const bench = join(root, "bench");
+    assert.equal(runKtu(["data", "benchmark", "--asqa", dataPath("asqa", "asqa_dev_first400.jsonl"), "--out", bench]).status, 0);
+    const evalArgs = ["eval", "run", "--benchmark", join(bench, "benchmark.jsonl"), "--limit", "2", "--max-tokens", "8", "--prompt", "normal"];
+    const viaFile = runKtu([...evalArgs, "--model", modelBin, "--out", join(root, "eval-file")]);
+    assert.equal(viaFile.status, 0, viaFile.stderr);
+    const viaHub = runKtu([...evalArgs, "--model", "hf:ktu/stories260K", "--out", join(root, "eval-hub")], { env: { HF_ENDPOINT: "http://127.0.0.1:1", HF_HOME: home, HF_HUB_OFFLINE: "1", HF_HUB_CACHE: "" } });
+    assert.equal(viaHub.status, 0, viaHub.stderr);
+    assert.equal(readFileSync(join(root, "eval-hub", "predictions.jsonl"), "utf8"), readFileSync(join(root, "eval-file", "predictions.jsonl"), "utf8"));
+    assert.equal(viaHub.stdout.trim().split("\n").at(-1), viaFile.stdout.trim().split("\n").at(-1), "the score JSON is the last line");
     const missing = runKtu(["generate", "--model", "hf:ktu/absent", ...args], { env: { HF_ENDPOINT: url, HF_HOME: home, HF_HUB_OFFLINE: "", HF_HUB_CACHE: "" } });
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /hf:ktu\/absent@main: no such model/);

@@ -1,12 +1,12 @@
 /**
  * An AnswerSource over a model in this process: the decoder's generate / continuationLogprobs
- * (src/model/generate.ts) on a llama2.c checkpoint and tokenizer.
+ * (src/model/generate.ts) on any model openModel reads: a llama2.c checkpoint, a Hugging Face folder or
+ * a hub name (hf:ORG/NAME[@REV]).
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { continuationLogprobs, decoderFor, generate, type DecodeModel } from "../model/generate.ts";
-import { loadLlama2c } from "../model/llama2c.ts";
-import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
+import { openModel } from "../model/open.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { AnswerSource, CompletionWithLogprobs, DecodeOptions } from "./generator.ts";
 
@@ -74,14 +74,16 @@ export class LocalModelSource implements AnswerSource {
   }
 }
 
-/** Loads a llama2.c checkpoint and tokenizer and wraps them; the id names both files. */
-export function loadLocalSource(modelPath: string, tokenizerPath: string, options: LocalSourceOptions = {}): LocalModelSource {
-  const model = loadLlama2c(modelPath);
-  const tokenizer = Llama2cTokenizer.load(tokenizerPath, model.config.vocabSize);
+/**
+ * Opens a model (a llama2.c file, a Hugging Face folder or `hf:ORG/NAME[@REV]`) with its tokenizer
+ * (`tokenizerSpec`, else the one beside the weights) and wraps them; the id names both files.
+ */
+export function loadLocalSource(modelSpec: string, tokenizerSpec?: string, options: LocalSourceOptions = {}): LocalModelSource {
+  const opened = openModel(modelSpec, tokenizerSpec);
   // Size and mtime in the id, so a retrained checkpoint at the same path does not reuse old answers.
   const stamp = (p: string) => {
     const s = statSync(p);
     return `${resolve(p)}@${s.size}:${Math.round(s.mtimeMs)}`;
   };
-  return new LocalModelSource(`local:${stamp(modelPath)}:${stamp(tokenizerPath)}`, model, tokenizer, options);
+  return new LocalModelSource(`local:${stamp(opened.modelPath)}:${stamp(opened.tokenizerPath)}`, opened.model, opened.tokenizer, options);
 }

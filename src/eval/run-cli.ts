@@ -1,6 +1,5 @@
 /** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
-import { existsSync, readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { EVAL_PROMPT_VERSIONS, GPT_SYSTEM_MESSAGE, TASK_ASSIGNMENT } from "../data/prompts.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -28,15 +27,6 @@ export function cutPromptsNote(source: AnswerSource): { cut_prompts?: number } {
   return { cut_prompts: cut };
 }
 
-/** llama2.c's convention: tokenizer.bin next to the checkpoint, else the one tok*.bin there. */
-export function defaultTokenizer(modelPath: string, command: string): string {
-  const dir = dirname(modelPath);
-  if (existsSync(join(dir, "tokenizer.bin"))) return join(dir, "tokenizer.bin");
-  const candidates = readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f));
-  if (candidates.length === 1) return join(dir, candidates[0]!);
-  throw new UsageError(`ktu ${command}: --tokenizer is required (no tokenizer.bin and ${candidates.length} tok*.bin files next to ${modelPath})`);
-}
-
 /** Builds the answer source named by the options: --endpoint, or --model with --tokenizer. */
 export async function sourceFromOptions(values: OptionValues, command: string): Promise<AnswerSource> {
   const endpoint = values.endpoint;
@@ -56,14 +46,14 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
     });
   }
   if (typeof model === "string" && model !== "") {
-    const tokenizer = typeof values.tokenizer === "string" && values.tokenizer !== "" ? values.tokenizer : defaultTokenizer(model, command);
+    const tokenizer = typeof values.tokenizer === "string" && values.tokenizer !== "" ? values.tokenizer : undefined;
     // Loaded on demand, so endpoint runs never load the model code.
     const { loadLocalSource } = await import("./local-source.ts");
     // On by default: a tiny model cannot see a whole ASQA passage, and failing every row helps no
     // one; the number of cut prompts is reported and --no-fit-context makes them errors instead.
     return loadLocalSource(model, tokenizer, { fitContext: values["no-fit-context"] !== true });
   }
-  throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE --tokenizer FILE`);
+  throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE|DIR|hf:ORG/NAME [--tokenizer FILE]`);
 }
 
 export const sourceOptions = {
@@ -80,8 +70,9 @@ export const sourceOptions = {
   system: { type: "string" },
 } as const;
 
-export const sourceHelp = `  --model FILE        a llama2.c checkpoint run in this process; --tokenizer FILE (default:
-                      tokenizer.bin or the one tok*.bin next to it)
+export const sourceHelp = `  --model MODEL       run in this process: a llama2.c checkpoint, a Hugging Face folder or a hub
+                      name hf:ORG/NAME[@REV]; --tokenizer FILE (default: the folder's tokenizer.json,
+                      or tokenizer.bin / tok<vocab>.bin next to a llama2.c checkpoint)
   --no-fit-context    fail on prompts longer than the model's context; by default they are cut
                       from the left (tiny models such as stories260K) and the count is reported
   --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);
