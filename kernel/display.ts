@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import { plotlyMimeBundle, type PlotlyBundleOptions, type PlotlyFigure } from "../src/viz/plotly.ts";
+import { plotlyFigureBundle, renderPlotlyImage, type PlotlyBundleOptions, type PlotlyFigure } from "../src/viz/plotly.ts";
 import { kernelIo, trackPending, type MimeBundle } from "./io.ts";
+
+/** The plotly figure MIME type: a bundle with it and no PNG gets its PNG from the kernel, later. */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
 /** Deno's convention: an object with this method renders as the MIME bundle it returns. */
 export const JUPYTER_DISPLAY = Symbol.for("Jupyter.display");
@@ -29,22 +32,71 @@ export function mimeBundleOf(value: unknown): MimeBundle | Promise<MimeBundle> {
   return { "text/plain": inspect(value, { depth: 4, colors: false, maxArrayLength: 100 }) };
 }
 
-/** Where one display lives: the first send shows it, later sends update it in place. */
+interface PngWork {
+  figure: PlotlyFigure;
+  bundle: MimeBundle;
+  metadata: Record<string, unknown>;
+  options: PlotlyBundleOptions;
+}
+
+/**
+ * Where one display lives: the first send shows it, later sends update it in place.
+ *
+ * A plotly figure is sent at once (its JSON, rendered interactively where the frontend can), and its
+ * PNG (for classic Notebook, nbconvert, GitHub and JupyterLab without jupyterlab-plotly) follows as an
+ * update from a headless browser, off the critical path: one render at a time per display, always of
+ * the newest figure, so a plot updated every step never queues renders. Until the new PNG is ready an
+ * update carries the previous one. The cell's reply waits for the last PNG, so saved notebooks have it.
+ */
 class Target {
   shown = false;
   private chain: Promise<void> = Promise.resolve();
+  private png: string | undefined;
+  private wanted: PngWork | undefined;
+  private rendering: Promise<void> | undefined;
   constructor(readonly id: string) {}
 
-  send(bundle: MimeBundle | Promise<MimeBundle>, metadata: Record<string, unknown> = {}): void {
+  send(bundle: MimeBundle | Promise<MimeBundle>, metadata: Record<string, unknown> = {}, options: PlotlyBundleOptions = {}): void {
     if (!(bundle instanceof Promise)) {
+      this.show(bundle, metadata, options);
+      return;
+    }
+    // A slow bundle gets a placeholder now, so outputs keep the order the cell made them in; the real
+    // bundle then replaces it in place. The reply waits for it.
+    if (!this.shown) this.publish({ "text/plain": "[rendering...]" }, {});
+    this.chain = this.chain.then(() => bundle.then((ready) => this.show(ready, metadata, options)));
+    void trackPending(this.chain);
+  }
+
+  private show(bundle: MimeBundle, metadata: Record<string, unknown>, options: PlotlyBundleOptions): void {
+    const figure = bundle[PLOTLY_MIME] as PlotlyFigure | undefined;
+    if (!figure || bundle["image/png"] !== undefined || options.image === false) {
       this.publish(bundle, metadata);
       return;
     }
-    // A slow bundle (a PNG render) gets a placeholder now, so outputs keep the order the cell made
-    // them in; the real bundle then replaces it in place. The reply waits for it.
-    if (!this.shown) this.publish({ "text/plain": "[rendering...]" }, {});
-    this.chain = this.chain.then(() => bundle.then((ready) => this.publish(ready, metadata)));
-    void trackPending(this.chain);
+    this.publish(this.png ? { ...bundle, "image/png": this.png } : bundle, metadata);
+    this.wanted = { figure, bundle, metadata, options };
+    this.rendering ??= this.renderPngs().finally(() => (this.rendering = undefined));
+    void trackPending(this.rendering);
+  }
+
+  private async renderPngs(): Promise<void> {
+    for (let work = this.wanted; work; work = this.wanted) {
+      this.wanted = undefined;
+      const layout = (work.figure.layout ?? {}) as { width?: number; height?: number };
+      let png: Uint8Array | null;
+      try {
+        png = await renderPlotlyImage(work.figure, { format: "png", width: work.options.width ?? layout.width, height: work.options.height ?? layout.height });
+      } catch (error) {
+        process.stderr.write(`plotly: PNG render failed (${(error as Error).message.split("\n")[0]}); the figure is shown without one\n`);
+        return;
+      }
+      if (!png) return;
+      this.png = toBase64(png);
+      // With the newest figure's JSON: the PNG may be one update behind until the next render lands.
+      const latest = this.wanted ?? work;
+      this.publish({ ...latest.bundle, "image/png": this.png }, latest.metadata);
+    }
   }
 
   private publish(bundle: MimeBundle, metadata: Record<string, unknown>): void {
@@ -63,9 +115,9 @@ const newId = (): string => randomBytes(8).toString("hex");
 export class Display {
   constructor(private readonly target?: Target) {}
 
-  private emit(bundle: MimeBundle | Promise<MimeBundle>, update: (display: Display) => (value: never) => void, metadata?: Record<string, unknown>): DisplayHandle {
+  private emit(bundle: MimeBundle | Promise<MimeBundle>, update: (display: Display) => (value: never) => void, metadata?: Record<string, unknown>, options?: PlotlyBundleOptions): DisplayHandle {
     const target = this.target ?? new Target(newId());
-    target.send(bundle, metadata);
+    target.send(bundle, metadata, options);
     const handle = new DisplayHandle(target);
     handle.update = update(handle) as (value: unknown) => void;
     return handle;
@@ -110,9 +162,13 @@ export class Display {
   pdf(pdf: Uint8Array | string): DisplayHandle {
     return this.emit({ "application/pdf": toBase64(pdf), "text/plain": "[PDF document]" }, (d) => (v: Uint8Array) => d.pdf(v));
   }
-  /** A plotly figure: plotly JSON, HTML, PNG (when Chromium is present) and text in one bundle. */
+  /**
+   * A plotly figure: its plotly JSON and text at once, then a PNG (when Chromium is present) added in
+   * place. `options.image: false` skips the PNG; width/height size it.
+   */
   plotly(figure: PlotlyFigure, options?: PlotlyBundleOptions): DisplayHandle {
-    return this.emit(plotlyMimeBundle(figure, options), (d) => (v: PlotlyFigure) => d.plotly(v, options));
+    const plain = typeof (figure as { toJSON?: unknown }).toJSON === "function" ? (figure as unknown as { toJSON(): PlotlyFigure }).toJSON() : figure;
+    return this.emit(plotlyFigureBundle(plain), (d) => (v: PlotlyFigure) => d.plotly(v, options), undefined, options);
   }
   /** An arquero table (anything with toHTML()), as HTML and a Markdown/text fallback. */
   table(table: HtmlTable, options: { limit?: number } = {}): DisplayHandle {

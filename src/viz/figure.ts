@@ -1,10 +1,10 @@
 /**
  * A plotly figure object that the kernel can display: plain `data`/`layout`/`config` (what
  * plotly.js takes), plus `[Symbol.for("Jupyter.display")]()` giving the MIME bundle of the
- * generic renderer (plotly.ts: plotly JSON, HTML, PNG when Chromium exists, text). The bundle is
- * a Promise because the PNG comes from a headless browser.
+ * generic renderer: plotly JSON and text at once (plotly.ts). A frontend that does not render the JSON
+ * shows the PNG that a kernel adds when Chromium is available (plotlyMimeBundle gives the whole bundle).
  */
-import { plotlyMimeBundle, type PlotlyFigure, type PlotlyMimeBundle } from "./plotly.ts";
+import { plotlyFigureBundle, type PlotlyFigure, type PlotlyMimeBundle } from "./plotly.ts";
 
 export function titleOf(fig: PlotlyFigure): string {
   const title = (fig.layout as { title?: { text?: string } | string } | undefined)?.title;
@@ -18,8 +18,8 @@ export class Figure implements PlotlyFigure {
     public config: object = { responsive: true },
   ) {}
 
-  [Symbol.for("Jupyter.display")](): Promise<PlotlyMimeBundle> {
-    return plotlyMimeBundle(this.toJSON());
+  [Symbol.for("Jupyter.display")](): PlotlyMimeBundle {
+    return plotlyFigureBundle(this.toJSON());
   }
 
   toJSON(): PlotlyFigure {
