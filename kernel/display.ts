@@ -39,19 +39,28 @@ interface PngWork {
   options: PlotlyBundleOptions;
 }
 
+/** How long a figure's display stays an image after its last update before the JSON comes back. */
+const QUIET_MS = 1000;
+
 /**
  * Where one display lives: the first send shows it, later sends update it in place.
  *
- * A plotly figure is sent at once (its JSON, rendered interactively where the frontend can), and its
- * PNG (for classic Notebook, nbconvert, GitHub and JupyterLab without jupyterlab-plotly) follows as an
- * update from a headless browser, off the critical path: one render at a time per display, always of
- * the newest figure, so a plot updated every step never queues renders. Until the new PNG is ready an
- * update carries the previous one. The cell's reply waits for the last PNG, so saved notebooks have it.
+ * A plotly figure is sent at once: its JSON (drawn interactively by JupyterLab with jupyterlab-plotly,
+ * VS Code) and text. Its PNG (for classic Notebook, nbconvert, GitHub, JupyterLab without the
+ * extension) follows from a headless browser, off the critical path: one render at a time per
+ * display, always of the newest figure, so a plot updated every step never queues renders.
+ *
+ * Updates of a shown figure travel as PNGs: jupyterlab-plotly ignores an update whose preferred MIME
+ * type is unchanged (its renderModel keeps the graph it drew), so a live plot is sent as an image
+ * while it changes (`image/png` + text, which every frontend redraws), and QUIET_MS after its last
+ * update as the whole bundle again (JSON + PNG + text: what a saved notebook keeps). The cell's reply
+ * waits for that, so nbclient saves it too.
  */
 class Target {
   shown = false;
   private chain: Promise<void> = Promise.resolve();
   private png: string | undefined;
+  private first: PngWork | undefined;
   private wanted: PngWork | undefined;
   private rendering: Promise<void> | undefined;
   constructor(readonly id: string) {}
@@ -74,28 +83,47 @@ class Target {
       this.publish(bundle, metadata);
       return;
     }
-    this.publish(this.png ? { ...bundle, "image/png": this.png } : bundle, metadata);
-    this.wanted = { figure, bundle, metadata, options };
+    const work: PngWork = { figure, bundle, metadata, options };
+    if (!this.shown) {
+      this.publish(bundle, metadata);
+      this.first = work;
+    }
+    this.wanted = work;
     this.rendering ??= this.renderPngs().finally(() => (this.rendering = undefined));
     void trackPending(this.rendering);
   }
 
   private async renderPngs(): Promise<void> {
-    for (let work = this.wanted; work; work = this.wanted) {
-      this.wanted = undefined;
-      const layout = (work.figure.layout ?? {}) as { width?: number; height?: number };
-      let png: Uint8Array | null;
-      try {
-        png = await renderPlotlyImage(work.figure, { format: "png", width: work.options.width ?? layout.width, height: work.options.height ?? layout.height });
-      } catch (error) {
-        process.stderr.write(`plotly: PNG render failed (${(error as Error).message.split("\n")[0]}); the figure is shown without one\n`);
-        return;
+    let last: PngWork | undefined;
+    for (;;) {
+      for (let work = this.wanted; work; work = this.wanted) {
+        this.wanted = undefined;
+        last = work;
+        const layout = (work.figure.layout ?? {}) as { width?: number; height?: number };
+        let png: Uint8Array | null;
+        try {
+          png = await renderPlotlyImage(work.figure, { format: "png", width: work.options.width ?? layout.width, height: work.options.height ?? layout.height });
+        } catch (error) {
+          process.stderr.write(`plotly: PNG render failed (${(error as Error).message.split("\n")[0]}); the figure is shown without one\n`);
+          png = null;
+        }
+        if (!png) {
+          // No browser: the JSON alone, which frontends with a plotly renderer draw.
+          if (work !== this.first) this.publish((this.wanted as PngWork | undefined)?.bundle ?? work.bundle, work.metadata);
+          return;
+        }
+        this.png = toBase64(png);
+        if (work === this.first && !this.wanted) {
+          // The first figure, not updated since: the whole bundle (the interactive plot stays as drawn).
+          this.publish({ ...work.bundle, "image/png": this.png }, work.metadata);
+          return;
+        }
+        this.publish({ "image/png": this.png, "text/plain": work.bundle["text/plain"] }, work.metadata);
       }
-      if (!png) return;
-      this.png = toBase64(png);
-      // With the newest figure's JSON: the PNG may be one update behind until the next render lands.
-      const latest = this.wanted ?? work;
-      this.publish({ ...latest.bundle, "image/png": this.png }, latest.metadata);
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+      if (this.wanted) continue;
+      if (last && this.png) this.publish({ ...last.bundle, "image/png": this.png }, last.metadata);
+      return;
     }
   }
 
