@@ -70,6 +70,11 @@ class InterruptTests(unittest.TestCase):
         self.assertEqual(sorted(self.first_data), ["application/vnd.plotly.v1+json", "text/plain"])
         self.assertLess(len(json.dumps(self.first_data)), 2000)
 
+    def test_01_kernel_info_says_no_debugger(self):
+        # JupyterLab asks for a debugger session unless kernel_info says there is none.
+        msg_id = self.kc.kernel_info()
+        self.assertIs(reply_to(self.kc, msg_id)["content"]["debugger"], False)
+
     def test_awaiting_a_timer(self):
         msg_id = self.kc.execute("await new Promise((r) => setTimeout(r, 60_000)); kept = 'changed'")
         wait_until_running(self.kc, msg_id)
