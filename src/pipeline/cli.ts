@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { formatBuildSummary } from "../data/build-all.ts";
+import { describeBackend, initBackend } from "../model/backend.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 import { defineCommand, optionalChoice, optionalNumber, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -129,6 +130,8 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     const options = startOptions(values);
     const print = (l: string) => process.stdout.write(l + "\n");
     print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
+    // The backend chosen at run time, as the README promises (runPipeline reuses it).
+    print(describeBackend(await initBackend()));
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);
     print("");

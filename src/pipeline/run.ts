@@ -203,6 +203,16 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const reportDir = join(out, "report");
   stepSeconds = 0;
   const runsDir = join(reportDir, "runs");
+  if (options.worker) {
+    // A seed worker loads the data and prompts its parent has just made: saying "already done" again
+    // would read, on a fresh run, as a rerun.
+    const parentSteps = new Set(["data", "compact prompts"]);
+    const forward = emit;
+    emit = (e) => {
+      if (e.kind === "step" && e.state === "skipped" && parentSteps.has(e.step)) return;
+      forward(e);
+    };
+  }
   await initBackend();
 
   const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
