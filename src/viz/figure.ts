@@ -28,3 +28,18 @@ export class Figure implements PlotlyFigure {
 }
 
 export const figure = (data: object[], layout: object = {}, config?: object): Figure => new Figure(data, layout, config);
+
+/**
+ * A layout that keeps its parts apart whatever the label lengths: every axis grows its margin to fit
+ * its tick labels and title (automargin), and a horizontal legend sits at the bottom of the figure
+ * (below the axis labels, never over the title). Returns the same figure.
+ */
+export function readable(fig: Figure): Figure {
+  const layout = fig.layout as Record<string, unknown>;
+  for (const key of ["xaxis", "yaxis", ...Object.keys(layout).filter((k) => /^[xy]axis\d+$/.test(k))]) {
+    layout[key] = { automargin: true, ...((layout[key] as object | undefined) ?? {}) };
+  }
+  const legend = layout.legend as { orientation?: string } | undefined;
+  if (legend?.orientation === "h") layout.legend = { ...legend, x: 0, xanchor: "left", y: 0, yanchor: "bottom", yref: "container" };
+  return fig;
+}
