@@ -81,7 +81,7 @@ export function progressPrinter(print: (line: string) => void = (l) => process.s
 const start = defineCommand({
   name: "start",
   summary: "the main job: datasets, stage 1, merge, stage 2, ablations, evaluation and calibration over seeds, report in OUT/report",
-  help: `  --quick              a short run (one seed, few rows and steps; under 2 minutes)
+  help: `  --quick              a short run (one seed, few rows, two steps per training; a few minutes)
   --out DIR            output root (default out): DIR/data, DIR/report (index.html, results.json, runs/)
   --model PATH         llama2.c .bin or Hugging Face folder (default data/models/reader if present, else stories260K)
   --tokenizer PATH     tokenizer for a .bin model (default tok<vocab>.bin beside it)
