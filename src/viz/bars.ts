@@ -76,7 +76,7 @@ export function accuracyBarChart(rows: readonly AccuracyBarRow[], options: { tit
     barmode: "overlay",
     // The source also goes under each group's label: bar text is hidden when a bar is too short for it.
     // Labels and sources wrapped to the width of a group, so that neighbours do not overlap.
-    xaxis: { tickangle: 0, tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => `${wrap(r.label, 12)}<br><i style="font-size:9px">${wrap(r.source, 14)}</i>`) },
+    xaxis: { tickangle: 0, tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => `${wrap(r.label, 12)}<br><i style="font-size:9px">${wrap(r.source, 18)}</i>`) },
     yaxis: { title: { text: "score" }, range: options.ylim ?? [50, 100] },
     legend: { orientation: "h", y: -0.34 },
     margin: { b: 140 },
