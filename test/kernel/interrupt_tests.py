@@ -151,7 +151,9 @@ for (let i = 1; ; i++) {
             msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
             if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] in ("display_data", "update_display_data"):
                 seen += 1
-        self.interrupt_and_check("during PNG renders", msg_id, 1.0)
+        # Each step builds and sends a 20,000-point figure: "within one step" is what is asked here
+        # (0.03 s alone, 0.9 s measured with the whole suite running on 2 cores).
+        self.interrupt_and_check("during PNG renders", msg_id, 2.0)
         # The browser survived: the next figure still gets its PNG.
         msg_id = self.kc.execute(f"display.plotly({FIGURE})")
         self.assertEqual(reply_to(self.kc, msg_id)["content"]["status"], "ok")
