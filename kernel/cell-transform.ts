@@ -14,7 +14,8 @@ import { RUNTIME } from "./io.ts";
  *   import * as m from "m" ->  m = __ktu.module("m")     (loaded by the kernel before the cell runs)
  *
  * The last expression statement becomes the cell's value, and every `await` checks for an interrupt
- * when it resumes, so a long async loop stops at its next await point.
+ * when it resumes, so a long async loop stops at its next await point; every `for await` checks at
+ * each step of its iterator.
  */
 
 export interface CellTransformResult {
@@ -112,7 +113,18 @@ export function cellTransformer(result: CellTransformResult): ts.TransformerFact
   return (context) => {
     const checkAwaits = (node: ts.Node): ts.Node => {
       const visited = ts.visitEachChild(node, checkAwaits, context);
-      if (ts.isAwaitExpression(visited)) return ts.setTextRange(runtimeCall("ck", [visited]), node);
+      if (ts.isAwaitExpression(visited)) {
+        // ck(await aw(x)): aw lets the event loop turn (and a SIGINT in) when the cell has kept it
+        // busy for a while; ck throws once the cell is interrupted.
+        const awaited = f.updateAwaitExpression(visited, ts.setTextRange(runtimeCall("aw", [visited.expression]), visited.expression));
+        return ts.setTextRange(runtimeCall("ck", [awaited]), node);
+      }
+      // for await (x of iter(source)): each step checks for an interrupt before and while it waits,
+      // so a loop over an async generator that computes between yields stops at its next step.
+      if (ts.isForOfStatement(visited) && visited.awaitModifier) {
+        const source = ts.setTextRange(runtimeCall("iter", [visited.expression]), visited.expression);
+        return ts.setTextRange(f.updateForOfStatement(visited, visited.awaitModifier, visited.initializer, source, visited.statement), node);
+      }
       return visited;
     };
     return (sourceFile) => {
@@ -124,7 +136,7 @@ export function cellTransformer(result: CellTransformResult): ts.TransformerFact
       const last = statements[statements.length - 1];
       result.hasValue = last !== undefined && ts.isExpressionStatement(last);
       for (const original of statements) {
-        const statement = ts.visitEachChild(original, checkAwaits, context) as ts.Statement;
+        const statement = checkAwaits(original) as ts.Statement;
         if (ts.isImportDeclaration(statement)) {
           if (ts.isStringLiteral(statement.moduleSpecifier)) imports.push(statement.moduleSpecifier.text);
           const load = importCall(statement.moduleSpecifier);

@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import { plotlyMimeBundle, type PlotlyBundleOptions, type PlotlyFigure } from "../src/viz/plotly.ts";
+import { plotlyFigureBundle, renderPlotlyImage, type PlotlyBundleOptions, type PlotlyFigure } from "../src/viz/plotly.ts";
 import { kernelIo, trackPending, type MimeBundle } from "./io.ts";
+
+/** The plotly figure MIME type: a bundle with it and no PNG gets its PNG from the kernel, later. */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
 /** Deno's convention: an object with this method renders as the MIME bundle it returns. */
 export const JUPYTER_DISPLAY = Symbol.for("Jupyter.display");
@@ -29,22 +32,99 @@ export function mimeBundleOf(value: unknown): MimeBundle | Promise<MimeBundle> {
   return { "text/plain": inspect(value, { depth: 4, colors: false, maxArrayLength: 100 }) };
 }
 
-/** Where one display lives: the first send shows it, later sends update it in place. */
+interface PngWork {
+  figure: PlotlyFigure;
+  bundle: MimeBundle;
+  metadata: Record<string, unknown>;
+  options: PlotlyBundleOptions;
+}
+
+/** How long a figure's display stays an image after its last update before the JSON comes back. */
+const QUIET_MS = 1000;
+
+/**
+ * Where one display lives: the first send shows it, later sends update it in place.
+ *
+ * A plotly figure is sent at once: its JSON (drawn interactively by JupyterLab with jupyterlab-plotly,
+ * VS Code) and text. Its PNG (for classic Notebook, nbconvert, GitHub, JupyterLab without the
+ * extension) follows from a headless browser, off the critical path: one render at a time per
+ * display, always of the newest figure, so a plot updated every step never queues renders.
+ *
+ * Updates of a shown figure travel as PNGs: jupyterlab-plotly ignores an update whose preferred MIME
+ * type is unchanged (its renderModel keeps the graph it drew), so a live plot is sent as an image
+ * while it changes (`image/png` + text, which every frontend redraws), and QUIET_MS after its last
+ * update as the whole bundle again (JSON + PNG + text: what a saved notebook keeps). The cell's reply
+ * waits for that, so nbclient saves it too.
+ */
 class Target {
   shown = false;
   private chain: Promise<void> = Promise.resolve();
+  private png: string | undefined;
+  private first: PngWork | undefined;
+  private wanted: PngWork | undefined;
+  private rendering: Promise<void> | undefined;
   constructor(readonly id: string) {}
 
-  send(bundle: MimeBundle | Promise<MimeBundle>, metadata: Record<string, unknown> = {}): void {
+  send(bundle: MimeBundle | Promise<MimeBundle>, metadata: Record<string, unknown> = {}, options: PlotlyBundleOptions = {}): void {
     if (!(bundle instanceof Promise)) {
+      this.show(bundle, metadata, options);
+      return;
+    }
+    // A slow bundle gets a placeholder now, so outputs keep the order the cell made them in; the real
+    // bundle then replaces it in place. The reply waits for it.
+    if (!this.shown) this.publish({ "text/plain": "[rendering...]" }, {});
+    this.chain = this.chain.then(() => bundle.then((ready) => this.show(ready, metadata, options)));
+    void trackPending(this.chain);
+  }
+
+  private show(bundle: MimeBundle, metadata: Record<string, unknown>, options: PlotlyBundleOptions): void {
+    const figure = bundle[PLOTLY_MIME] as PlotlyFigure | undefined;
+    if (!figure || bundle["image/png"] !== undefined || options.image === false) {
       this.publish(bundle, metadata);
       return;
     }
-    // A slow bundle (a PNG render) gets a placeholder now, so outputs keep the order the cell made
-    // them in; the real bundle then replaces it in place. The reply waits for it.
-    if (!this.shown) this.publish({ "text/plain": "[rendering...]" }, {});
-    this.chain = this.chain.then(() => bundle.then((ready) => this.publish(ready, metadata)));
-    void trackPending(this.chain);
+    const work: PngWork = { figure, bundle, metadata, options };
+    if (!this.shown) {
+      this.publish(bundle, metadata);
+      this.first = work;
+    }
+    this.wanted = work;
+    this.rendering ??= this.renderPngs().finally(() => (this.rendering = undefined));
+    void trackPending(this.rendering);
+  }
+
+  private async renderPngs(): Promise<void> {
+    let last: PngWork | undefined;
+    for (;;) {
+      for (let work = this.wanted; work; work = this.wanted) {
+        this.wanted = undefined;
+        last = work;
+        const layout = (work.figure.layout ?? {}) as { width?: number; height?: number };
+        let png: Uint8Array | null;
+        try {
+          png = await renderPlotlyImage(work.figure, { format: "png", width: work.options.width ?? layout.width, height: work.options.height ?? layout.height });
+        } catch (error) {
+          process.stderr.write(`plotly: PNG render failed (${(error as Error).message.split("\n")[0]}); the figure is shown without one\n`);
+          png = null;
+        }
+        if (!png) {
+          // No browser: the JSON alone, which frontends with a plotly renderer draw.
+          if (work !== this.first) this.publish((this.wanted as PngWork | undefined)?.bundle ?? work.bundle, work.metadata);
+          return;
+        }
+        this.png = toBase64(png);
+        if (work === this.first && !this.wanted) {
+          // The first figure, not updated since: the whole bundle (the interactive plot stays as drawn).
+          this.publish({ ...work.bundle, "image/png": this.png }, work.metadata);
+          return;
+        }
+        this.publish({ "image/png": this.png, "text/plain": work.bundle["text/plain"] }, work.metadata);
+      }
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+      if (this.wanted) continue;
+      if (last && this.png) this.publish({ ...last.bundle, "image/png": this.png }, last.metadata);
+      return;
+    }
   }
 
   private publish(bundle: MimeBundle, metadata: Record<string, unknown>): void {
@@ -63,9 +143,9 @@ const newId = (): string => randomBytes(8).toString("hex");
 export class Display {
   constructor(private readonly target?: Target) {}
 
-  private emit(bundle: MimeBundle | Promise<MimeBundle>, update: (display: Display) => (value: never) => void, metadata?: Record<string, unknown>): DisplayHandle {
+  private emit(bundle: MimeBundle | Promise<MimeBundle>, update: (display: Display) => (value: never) => void, metadata?: Record<string, unknown>, options?: PlotlyBundleOptions): DisplayHandle {
     const target = this.target ?? new Target(newId());
-    target.send(bundle, metadata);
+    target.send(bundle, metadata, options);
     const handle = new DisplayHandle(target);
     handle.update = update(handle) as (value: unknown) => void;
     return handle;
@@ -110,9 +190,13 @@ export class Display {
   pdf(pdf: Uint8Array | string): DisplayHandle {
     return this.emit({ "application/pdf": toBase64(pdf), "text/plain": "[PDF document]" }, (d) => (v: Uint8Array) => d.pdf(v));
   }
-  /** A plotly figure: plotly JSON, HTML, PNG (when Chromium is present) and text in one bundle. */
+  /**
+   * A plotly figure: its plotly JSON and text at once, then a PNG (when Chromium is present) added in
+   * place. `options.image: false` skips the PNG; width/height size it.
+   */
   plotly(figure: PlotlyFigure, options?: PlotlyBundleOptions): DisplayHandle {
-    return this.emit(plotlyMimeBundle(figure, options), (d) => (v: PlotlyFigure) => d.plotly(v, options));
+    const plain = typeof (figure as { toJSON?: unknown }).toJSON === "function" ? (figure as unknown as { toJSON(): PlotlyFigure }).toJSON() : figure;
+    return this.emit(plotlyFigureBundle(plain), (d) => (v: PlotlyFigure) => d.plotly(v, options), undefined, options);
   }
   /** An arquero table (anything with toHTML()), as HTML and a Markdown/text fallback. */
   table(table: HtmlTable, options: { limit?: number } = {}): DisplayHandle {

@@ -31,9 +31,9 @@ export interface Interpreter {
   execute(code: string, cell: number, state: ExecutionState): Promise<ExecuteOutcome>;
   /** A user_expressions entry: evaluated without side effects on history, displayed as a bundle. */
   evaluateExpression(expression: string): Promise<{ status: "ok"; data: MimeBundle; metadata: Record<string, unknown> } | ({ status: "error" } & ErrorInfo)>;
-  /** Positions are UTF-16 offsets; the server converts from and to code points. */
-  complete(code: string, offset: number): { matches: string[]; start: number; end: number };
-  inspect(code: string, offset: number, detailLevel: number): MimeBundle | undefined;
+  /** Positions are UTF-16 offsets; the server converts from and to code points. Waits for the type checker to load. */
+  complete(code: string, offset: number): Promise<{ matches: string[]; start: number; end: number }>;
+  inspect(code: string, offset: number, detailLevel: number): Promise<MimeBundle | undefined>;
   isComplete(code: string): { status: "complete" | "incomplete" | "invalid" | "unknown"; indent?: string };
   /** Loads what the first cell would otherwise wait for; called once the kernel has answered kernel_info. */
   warmUp(): Promise<void>;

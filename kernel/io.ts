@@ -106,3 +106,102 @@ export function checkInterrupt<T>(value: T): T {
   if (executionScope.getStore()?.interrupted) throw new KernelInterrupt();
   return value;
 }
+
+// --- letting a SIGINT in ----------------------------------------------------------------------------
+// Node runs process.on("SIGINT") handlers only when libuv polls, between two macrotasks. Code that
+// awaits only resolved promises (an async generator that computes and yields) runs as one long chain
+// of microtasks, and the signal waits until it ends. A timer notes each turn of the event loop while a
+// cell runs; an await or a for-await step that finds it stale for STARVED_MS lets the loop turn once.
+
+const STARVED_MS = 40;
+let lastTurn = performance.now();
+let ticker: NodeJS.Timeout | undefined;
+let running = 0;
+
+/** Starts (and stopCellClock stops) the event-loop clock; the evaluator brackets each cell with them. */
+export function startCellClock(): void {
+  if (running++ === 0) {
+    lastTurn = performance.now();
+    ticker = setInterval(() => (lastTurn = performance.now()), STARVED_MS / 2);
+    ticker.unref();
+  }
+}
+export function stopCellClock(): void {
+  if (running > 0 && --running === 0) clearInterval(ticker);
+}
+
+/** Two macrotask hops: the first may land in the check phase of the turn we are in; the second follows a poll. */
+const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
+const starved = (): boolean => running > 0 && performance.now() - lastTurn > STARVED_MS;
+
+/** What rewritten cell code awaits instead of `x`: `x` itself, after one event-loop turn when starved. */
+export function yieldIfStarved<T>(value: T): T | Promise<T> {
+  if (!starved()) return value;
+  lastTurn = performance.now();
+  return turnEventLoop().then(() => value);
+}
+
+/** Settles with a KernelInterrupt rejection when `state` is interrupted; `dispose` forgets the listener. */
+function whenInterrupted(state: ExecutionState): { promise: Promise<never>; dispose: () => void } {
+  let listener: (() => void) | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    listener = () => reject(new KernelInterrupt());
+    state.onInterrupt.add(listener);
+  });
+  promise.catch(() => undefined);
+  return { promise, dispose: () => state.onInterrupt.delete(listener!) };
+}
+
+/**
+ * The iterable of a cell's `for await`: before each step it lets a pending SIGINT in and throws once the
+ * cell is interrupted; while a step is pending, an interrupt ends the wait at once. The source iterator
+ * is then closed (an async generator closes after the step it is running).
+ */
+export function interruptibleIterable<T>(source: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> {
+  const state = executionScope.getStore();
+  if (!state || source === null || source === undefined) return source as AsyncIterable<T>;
+  const asyncMethod = (source as AsyncIterable<T>)[Symbol.asyncIterator];
+  const syncMethod = (source as Iterable<T>)[Symbol.iterator];
+  if (typeof asyncMethod !== "function" && typeof syncMethod !== "function") return source as AsyncIterable<T>;
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const inner: AsyncIterator<T> | Iterator<T> = typeof asyncMethod === "function" ? asyncMethod.call(source) : syncMethod.call(source);
+      const close = (): void => {
+        try {
+          void Promise.resolve(inner.return?.()).catch(() => undefined);
+        } catch {
+          // a broken iterator: nothing left to close
+        }
+      };
+      const interrupted = (): never => {
+        close();
+        throw new KernelInterrupt();
+      };
+      return {
+        async next(): Promise<IteratorResult<T>> {
+          if (state.interrupted) interrupted();
+          if (starved()) {
+            lastTurn = performance.now();
+            await turnEventLoop();
+          }
+          if (state.interrupted) interrupted();
+          const watch = whenInterrupted(state);
+          try {
+            const step = Promise.resolve(inner.next()).then(async (r) => (r.done ? r : { done: false as const, value: await r.value }));
+            return await Promise.race([step, watch.promise]);
+          } catch (error) {
+            if (error instanceof KernelInterrupt) interrupted();
+            throw error;
+          } finally {
+            watch.dispose();
+          }
+        },
+        async return(value?: unknown): Promise<IteratorResult<T>> {
+          const result = await inner.return?.(value as T);
+          return result ?? { done: true, value: value as T };
+        },
+      };
+    },
+  };
+}

@@ -6,8 +6,10 @@ import { register } from "node:module";
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { repoRoot } from "../src/util/paths.ts";
+import { installProcessGuards, kernelExit } from "./guard.ts";
 import { KernelServer } from "./server.ts";
 import { TypeScriptInterpreter } from "./ts-evaluator.ts";
+import { interruptSignal } from "./io.ts";
 import { readConnectionFile } from "./wire.ts";
 
 const url = (...parts: string[]): string => pathToFileURL(join(repoRoot, ...parts)).href;
@@ -30,7 +32,8 @@ register(url("kernel", "resolve-hooks.mjs"), {
   },
 });
 const server = new KernelServer(info, new TypeScriptInterpreter());
-// A kernel must outlive whatever a cell leaves behind: log it and go on.
+// A kernel must outlive whatever a cell leaves behind: log it and go on. These listeners are the
+// kernel's own; those that libraries add later are guarded (guard.ts), as is process.exit.
 process.on("uncaughtException", (error) => {
   server.log(`uncaught exception (kernel continues): ${error.stack ?? error}`);
   process.stderr.write(`Uncaught exception: ${error.name}: ${error.message}\n`);
@@ -40,11 +43,15 @@ process.on("unhandledRejection", (reason) => {
   server.log(`unhandled promise rejection (kernel continues): ${text}`);
   process.stderr.write(`Unhandled promise rejection: ${text}\n`);
 });
+installProcessGuards(server.log);
+// The convention by which library code finds the running cell's cancellation (Deno-style, like
+// Symbol.for("Jupyter.display")): long loops check the signal between steps and stop there.
+Object.defineProperty(globalThis, Symbol.for("Jupyter.interruptSignal"), { value: interruptSignal, enumerable: false, configurable: true });
 // A frontend that kills the kernel (SIGTERM, SIGHUP) still gets the plot browser closed.
 for (const signal of ["SIGTERM", "SIGHUP"] as const) {
   process.once(signal, () => {
     server.log(`${signal}: shutting down`);
-    void server.close().finally(() => process.exit(0));
+    void server.close().finally(() => kernelExit(0));
   });
 }
 await server.start();

@@ -5,6 +5,10 @@ import type { Interpreter } from "./interpreter.ts";
 import { executionScope, KernelInterrupt, setKernelIo, type ExecutionState, type KernelIo } from "./io.ts";
 import { decode, encode, endpoint, makeHeader, PROTOCOL_VERSION, Signer, type ConnectionInfo, type Message } from "./wire.ts";
 import { randomUUID } from "node:crypto";
+import { kernelExit } from "./guard.ts";
+
+/** How long a reply waits for outputs still being prepared (a figure's PNG) before it goes without them. */
+const PENDING_LIMIT_MS = Number(process.env.KTU_KERNEL_PENDING_LIMIT_MS ?? 60_000);
 
 /** Larger messages are dropped unread (a runaway frontend must not take the kernel's memory). */
 const MAX_MESSAGE_BYTES = Number(process.env.KTU_KERNEL_MAX_MESSAGE_BYTES ?? 256 * 1024 * 1024);
@@ -215,6 +219,8 @@ export class KernelServer {
       language_info: i.languageInfo,
       banner: i.banner,
       help_links: [{ text: "know-the-unknown kernel", url: "https://jupyter-client.readthedocs.io/en/latest/messaging.html" }],
+      // No debug_request support: saying so keeps JupyterLab from asking for a debugger session.
+      debugger: false,
     };
   }
 
@@ -238,13 +244,13 @@ export class KernelServer {
       case "complete_request": {
         const code = String(content.code ?? "");
         const offset = toUtf16(code, Number(content.cursor_pos ?? [...code].length));
-        const { matches, start, end } = this.interpreter.complete(code, offset);
+        const { matches, start, end } = await this.interpreter.complete(code, offset);
         await reply("complete_reply", { status: "ok", matches, cursor_start: toCodePoints(code, start), cursor_end: toCodePoints(code, end), metadata: {} });
         return;
       }
       case "inspect_request": {
         const code = String(content.code ?? "");
-        const data = this.interpreter.inspect(code, toUtf16(code, Number(content.cursor_pos ?? [...code].length)), Number(content.detail_level ?? 0));
+        const data = await this.interpreter.inspect(code, toUtf16(code, Number(content.cursor_pos ?? [...code].length)), Number(content.detail_level ?? 0));
         await reply("inspect_reply", { status: "ok", found: data !== undefined, data: data ?? {}, metadata: {} });
         return;
       }
@@ -317,7 +323,7 @@ export class KernelServer {
     let outcome;
     try {
       outcome = await executionScope.run(state, () => this.interpreter.execute(code, ++this.cellSerial, state));
-      while (state.pending.size > 0) await Promise.all([...state.pending]);
+      await this.settlePending(state);
     } finally {
       this.current = undefined;
     }
@@ -345,6 +351,31 @@ export class KernelServer {
     const queuedBehind = content.stop_on_error !== false ? await this.queuedExecutes() : [];
     await reply({ status: "error", execution_count: count, ename, evalue, traceback });
     await this.abortExecutes(queuedBehind);
+  }
+
+  /**
+   * Waits for the outputs a cell is still preparing (a figure's PNG), so they reach the frontend, and a
+   * saved notebook, before the reply. An interrupt ends the wait at once; a render that hangs, after
+   * PENDING_LIMIT_MS.
+   */
+  private async settlePending(state: ExecutionState): Promise<void> {
+    if (state.interrupted || state.pending.size === 0) return;
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    state.onInterrupt.add(stop);
+    const timer = setTimeout(() => {
+      this.log(`execution ${state.executionCount}: outputs still pending after ${PENDING_LIMIT_MS} ms; replying without them`);
+      stop();
+    }, PENDING_LIMIT_MS);
+    try {
+      while (state.pending.size > 0 && !state.interrupted) {
+        const all = Promise.all([...state.pending]).then(() => "settled" as const);
+        if ((await Promise.race([all, stopped.then(() => "stopped" as const)])) === "stopped") return;
+      }
+    } finally {
+      clearTimeout(timer);
+      state.onInterrupt.delete(stop);
+    }
   }
 
   /** The execute requests waiting in the queue, after letting those already in the socket reach it. */
@@ -431,7 +462,7 @@ export class KernelServer {
     await this.reply(sender, message, "shutdown_reply", { status: "ok", restart });
     this.publishWithParent("shutdown_reply", { status: "ok", restart }, message.header as unknown as Record<string, unknown>);
     await this.close();
-    process.exit(0);
+    kernelExit(0);
   }
 
   async close(): Promise<void> {

@@ -5,9 +5,9 @@ import vm from "node:vm";
 import type ts from "typescript";
 import { repoRoot } from "../src/util/paths.ts";
 import type { CellTransformResult } from "./cell-transform.ts";
-import { Display, mimeBundleOf, Progress } from "./display.ts";
+import { Display, display, mimeBundleOf, PLOTLY_MIME, Progress } from "./display.ts";
 import type { ErrorInfo, ExecuteOutcome, Interpreter, LanguageInfo } from "./interpreter.ts";
-import { checkInterrupt, KernelInterrupt, RUNTIME, type ExecutionState, type MimeBundle } from "./io.ts";
+import { checkInterrupt, interruptibleIterable, KernelInterrupt, RUNTIME, startCellClock, stopCellClock, yieldIfStarved, type ExecutionState, type MimeBundle } from "./io.ts";
 import { decodeMappings, originalPosition, type LineMappings } from "./source-map.ts";
 import type { CellDiagnostic, CellTypeChecker } from "./ts-service.ts";
 
@@ -56,7 +56,7 @@ export class TypeScriptInterpreter implements Interpreter {
 
   constructor() {
     const modules = this.modules;
-    const runtime = { ck: checkInterrupt, module: (specifier: string): unknown => modules.get(specifier) };
+    const runtime = { ck: checkInterrupt, aw: yieldIfStarved, iter: interruptibleIterable, module: (specifier: string): unknown => modules.get(specifier) };
     Object.defineProperty(globalThis, RUNTIME, { value: runtime, enumerable: false, configurable: true });
     Object.defineProperty(globalThis, "require", { value: createRequire(join(this.cwd, "__ktu_cell.js")), enumerable: false, configurable: true, writable: true });
   }
@@ -143,12 +143,24 @@ export class TypeScriptInterpreter implements Interpreter {
       // (a signal in the few microseconds after that is lost to a synchronous loop).
       for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
       if (state.interrupted) throw new KernelInterrupt();
-      const run = script.runInThisContext({ breakOnSigint: true }) as Promise<[unknown] | undefined>;
-      const interrupted = new Promise<never>((_, reject) => state.onInterrupt.add(() => reject(new KernelInterrupt())));
-      const returned = await Promise.race([run, interrupted]);
+      startCellClock();
+      let returned: [unknown] | undefined;
+      try {
+        const run = script.runInThisContext({ breakOnSigint: true }) as Promise<[unknown] | undefined>;
+        const interrupted = new Promise<never>((_, reject) => state.onInterrupt.add(() => reject(new KernelInterrupt())));
+        returned = await Promise.race([run, interrupted]);
+      } finally {
+        stopCellClock();
+      }
       // Display calls return handles; like Python's display(), they are not the cell's value.
       if (!result.hasValue || !returned || returned[0] === undefined || returned[0] instanceof Display || returned[0] instanceof Progress) return { status: "ok" };
-      return { status: "ok", value: await mimeBundleOf(returned[0]) };
+      const value = await mimeBundleOf(returned[0]);
+      // A figure is shown at once as a display whose PNG follows (a display_data, which can be updated).
+      if (value[PLOTLY_MIME] !== undefined && value["image/png"] === undefined) {
+        display.raw(value);
+        return { status: "ok" };
+      }
+      return { status: "ok", value };
     } catch (error) {
       return { status: "error", ...this.runtimeError(error) };
     }
@@ -208,13 +220,15 @@ export class TypeScriptInterpreter implements Interpreter {
     });
   }
 
-  complete(code: string, offset: number): { matches: string[]; start: number; end: number } {
-    if (!this.checkerInstance) return { matches: [], start: offset, end: offset };
-    return this.checkerInstance.complete(code, offset);
+  /** A request that comes before the type checker has loaded waits for it rather than answering nothing. */
+  async complete(code: string, offset: number): Promise<{ matches: string[]; start: number; end: number }> {
+    const { checker } = await this.load();
+    return checker.complete(code, offset);
   }
 
-  inspect(code: string, offset: number): MimeBundle | undefined {
-    const text = this.checkerInstance?.inspect(code, offset);
+  async inspect(code: string, offset: number): Promise<MimeBundle | undefined> {
+    const { checker } = await this.load();
+    const text = checker.inspect(code, offset);
     return text === undefined ? undefined : { "text/plain": text };
   }
 

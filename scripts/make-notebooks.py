@@ -195,7 +195,7 @@ const before = await evaluateArm(base, tokenizer, data.test, { maxNewTokens: 12,
 display.table(aq.from([summary(before, "base")]));
 display.plotly(reliabilityDiagram(before.calibration.p_sufficient, { title: "Reliability of P(Sufficient): base, before training" }));
 """),
-    md("## Training, step by step\n\nThe trainer is an async iterator of steps: stop the cell, change `trainer.config.learningRate`, and continue with the next cell."),
+    md("## Training, step by step\n\nThe trainer is an async iterator of steps. Interrupt the training cell (the stop button) and it stops at its next step, with the kernel and the trainer intact: the cell after it prints the steps done and saves the adapter; change `trainer.config.learningRate` if you like, and run the training cell again to continue where it stopped."),
     code("""
 const trainer = new SftTrainer({ model: base, train: data.sets.stage1.examples, outputDir: params.outDir, padId: tokenizer.eosId, baseModelName: params.model,
   config: { learningRate: params.learningRate, numTrainEpochs: params.epochs, maxSteps: params.maxSteps, batchSize: params.batchSize, lrSchedulerType: "cosine", warmupRatio: 0.05, seed: params.seed, loggingSteps: 1, overwriteOutputDir: true,
@@ -204,12 +204,18 @@ const lossFigure = () => figure([{ type: "scatter", mode: "lines+markers", x: tr
   { title: { text: `Stage 1 training loss (${trainer.totalSteps} steps)` }, width: 640, height: 320, xaxis: { title: { text: "step" }, range: [0, trainer.totalSteps + 1] }, yaxis: { title: { text: "loss" } } });
 const bar = progress(trainer.totalSteps, "stage 1");
 const plot = display.plotly(lossFigure());
+"""),
+    code("""
 for await (const s of trainer.steps()) {
   bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
-  if (s.step % 3 === 0 || s.step === s.totalSteps) plot.update(lossFigure());
+  plot.update(lossFigure());
 }
+"""),
+    code("""
+console.log(`steps done: ${trainer.history.length} of ${trainer.totalSteps}`);
+console.log(trainer.history.map((s) => `step ${s.step}: loss ${s.loss.toFixed(4)}`).join("\\n"));
 await trainer.saveAdapter(params.outDir);
-console.log(`final loss ${trainer.history.at(-1)?.loss.toFixed(4)}; adapter in ${params.outDir}`);
+console.log(`adapter in ${params.outDir}`);
 """),
     md("## After training"),
     code("""

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { inflateSync } from "node:zlib";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import ts from "typescript";
@@ -10,7 +11,7 @@ import { installKernel, kernelSpec, logoPng, uninstallKernel } from "../kernel/i
 import { executionScope, setKernelIo, type ExecutionState, type KernelIo } from "../kernel/io.ts";
 import { isCompleteCode, TypeScriptInterpreter } from "../kernel/ts-evaluator.ts";
 import { decode, encode, makeHeader, Signer } from "../kernel/wire.ts";
-import { plotlyMimeBundle, writePlotlyHtml } from "../src/viz/plotly.ts";
+import { plotlyFigureBundle, plotlyMimeBundle, recompressPng, writePlotlyHtml } from "../src/viz/plotly.ts";
 
 /** A frontend stand-in: records what the display API publishes. */
 function fakeKernel(): { published: { msgType: string; content: Record<string, unknown> }[] } {
@@ -139,9 +140,11 @@ describe("the TypeScript interpreter", () => {
     assert.equal(published[0]?.msgType, "display_data");
   });
 
-  test("completion and inspection come from the language service", () => {
-    assert.deepEqual(interpreter.complete("Math.ma", 7).matches, ["max"]);
-    assert.match(String(interpreter.inspect("Math.max", 8)?.["text/plain"]), /max\(\.\.\.values: number\[\]\): number/);
+  test("completion and inspection come from the language service, names of the same cell included", async () => {
+    assert.deepEqual((await interpreter.complete("Math.ma", 7)).matches, ["max"]);
+    const code = "const someLongName = 1; someLong";
+    assert.deepEqual((await interpreter.complete(code, code.length)).matches, ["someLongName"]);
+    assert.match(String((await interpreter.inspect("Math.max", 8))?.["text/plain"]), /max\(\.\.\.values: number\[\]\): number/);
   });
 });
 
@@ -189,14 +192,20 @@ describe("kernelspec", () => {
 describe("plotly", () => {
   const fig = { data: [{ x: [1, 2], y: [3, 1], type: "scatter" }], layout: { title: { text: "t" } } };
 
-  test("one bundle per figure; plotly.js travels once per session, not per output", async () => {
-    const first = await plotlyMimeBundle(fig, { image: false });
-    const second = await plotlyMimeBundle(fig, { image: false });
-    assert.deepEqual(Object.keys(first).sort(), ["application/vnd.plotly.v1+json", "text/html", "text/plain"]);
-    assert.deepEqual((first["application/vnd.plotly.v1+json"] as { data: unknown }).data, fig.data);
-    assert.ok((first["text/html"] as string).length > 4_000_000);
-    assert.ok((second["text/html"] as string).length < 4_000, `second output is ${(second["text/html"] as string).length} bytes`);
-    assert.equal(first["text/plain"], '<Plotly figure "t": 1 trace>');
+  test("a figure's bundle: plotly JSON, text and a PNG; never plotly.js or HTML", async () => {
+    const quick = plotlyFigureBundle(fig);
+    assert.deepEqual(Object.keys(quick).sort(), ["application/vnd.plotly.v1+json", "text/plain"]);
+    assert.deepEqual((quick["application/vnd.plotly.v1+json"] as { data: unknown }).data, fig.data);
+    assert.equal(quick["text/plain"], '<Plotly figure "t": 1 trace>');
+    const full = await plotlyMimeBundle(fig, { image: false });
+    assert.ok(JSON.stringify(full).length < 1_000, `${JSON.stringify(full).length} bytes`);
+  });
+
+  test("recompressPng keeps the image and makes it no larger", () => {
+    const png = logoPng(64);
+    const smaller = recompressPng(new Uint8Array(png));
+    assert.ok(smaller.length <= png.length);
+    assert.deepEqual(inflateIdat(Buffer.from(smaller)), inflateIdat(png));
   });
 
   test("writePlotlyHtml inlines plotly.js once for many figures", async () => {
@@ -233,3 +242,12 @@ describe("ktu kernel install / uninstall", () => {
     assert.equal(runKtu(["kernel", "uninstall", "--prefix", prefix, "--name", "ktu-cli"]).status, 2);
   });
 });
+
+/** The decompressed image data of a PNG: what a viewer draws. */
+function inflateIdat(png: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 8; at + 12 <= png.length; at += 12 + png.readUInt32BE(at)) {
+    if (png.toString("latin1", at + 4, at + 8) === "IDAT") parts.push(png.subarray(at + 8, at + 8 + png.readUInt32BE(at)));
+  }
+  return inflateSync(Buffer.concat(parts));
+}

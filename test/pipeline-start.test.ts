@@ -30,6 +30,9 @@ const results = () => JSON.parse(readFileSync(join(dir, "report", "results.json"
 test("ktu start --quick writes out/report/index.html, results.json, adapters and trainer logs", () => {
   assert.equal(first.status, 0, first.stderr + first.stdout.slice(-2000));
   assert.match(first.stdout, /Report: .*index\.html/);
+  // A fresh run reads as one: the backend named (README), no "already done" from the seed workers.
+  assert.match(first.stdout, /^TF\.js backend: \S+/m);
+  assert.doesNotMatch(first.stdout, /already done/);
   const r = results();
   for (const key of ["generated", "source", "model", "settings", "data", "seconds", "step_seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
   assert.deepEqual(r.arms.map((a: { id: string }) => a.id), ["base", "stage1", "qa", "stage2", "stage1_qa", "stage1_stage2"]);
@@ -61,6 +64,11 @@ test("ktu start --quick writes out/report/index.html, results.json, adapters and
   assert.match(html, /The authors' numbers \(not ours\)/);
   assert.ok(html.includes(r.pattern.verdict.replace(/'/g, "&#39;").slice(0, 30)) || html.includes(r.pattern.verdict.slice(0, 30)));
   assert.equal((html.match(/Plotly\.newPlot/g) ?? []).length >= 6, true);
+  // Settings as a table, not a JSON dump; the headline names what the table shows.
+  assert.doesNotMatch(html, /<pre>/);
+  assert.match(html, /<th>setting<\/th><th>value<\/th>/);
+  const anyCollapsed = r.arms.some((a: { collapsed_seeds: number }) => a.collapsed_seeds > 0);
+  if (r.pattern.artifact) assert.match(html, anyCollapsed ? /<b>Collapse\.<\/b>/ : /<b>No learned discrimination\.<\/b>/);
   process.stdout.write(`# ktu start --quick: ${seconds.toFixed(1)} s\n`);
 });
 

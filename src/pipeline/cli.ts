@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { formatBuildSummary } from "../data/build-all.ts";
+import { describeBackend, initBackend } from "../model/backend.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 import { defineCommand, optionalChoice, optionalNumber, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -80,7 +81,7 @@ export function progressPrinter(print: (line: string) => void = (l) => process.s
 const start = defineCommand({
   name: "start",
   summary: "the main job: datasets, stage 1, merge, stage 2, ablations, evaluation and calibration over seeds, report in OUT/report",
-  help: `  --quick              a short run (one seed, few rows and steps; under 2 minutes)
+  help: `  --quick              a short run (one seed, few rows, two steps per training; a few minutes)
   --out DIR            output root (default out): DIR/data, DIR/report (index.html, results.json, runs/)
   --model PATH         llama2.c .bin or Hugging Face folder (default data/models/reader if present, else stories260K)
   --tokenizer PATH     tokenizer for a .bin model (default tok<vocab>.bin beside it)
@@ -129,6 +130,8 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     const options = startOptions(values);
     const print = (l: string) => process.stdout.write(l + "\n");
     print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
+    // The backend chosen at run time, as the README promises (runPipeline reuses it).
+    print(describeBackend(await initBackend()));
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);
     print("");

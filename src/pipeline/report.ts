@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { TEMP_PY_ROWS, accuracyBarChart, type AccuracyBarRow } from "../viz/bars.ts";
 import { reliabilityDiagram, riskCoverageCurve } from "../viz/calibration-plots.ts";
-import { figure, type Figure } from "../viz/figure.ts";
+import { figure, readable, type Figure } from "../viz/figure.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { PIPELINE_ARMS, type PipelineResult } from "./run.ts";
 import { formatCi, formatSpread, modelName, summarizePipeline, type PipelineSummary } from "./summary.ts";
@@ -44,7 +44,7 @@ export function oursBarChart(summary: PipelineSummary): Figure {
     annotations: allZero ? [{ text: "every bar is 0: no arm answered a known question or refused an unknown one (see the diagnostics)", xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "firebrick" } }] : [],
     barmode: "group",
     width: 980,
-    height: 440,
+    height: 540,
     yaxis: { title: { text: "accuracy (%)" }, range: [0, 105] },
     legend: { orientation: "h", y: -0.3 },
     margin: { b: 150 },
@@ -92,7 +92,7 @@ export function diagnosticsChart(summary: PipelineSummary): Figure {
     {
       title: { text: "Does the model tell known from unknown questions? (each dot one seed)" },
       width: 980,
-      height: 420,
+      height: 520,
       yaxis: { title: { text: "AUROC" }, range: [0, 1] },
       legend: { orientation: "h", y: -0.25 },
       margin: { b: 120 },
@@ -114,7 +114,11 @@ export function lossChart(result: PipelineResult): Figure {
       .filter((r) => typeof r.loss === "number");
     return [{ type: "scatter", mode: "lines", name: `${t.arm}: ${t.set}`, x: rows.map((r) => r.current_steps), y: rows.map((r) => r.loss) }];
   });
-  return figure(data, { title: { text: `Training loss (seed ${seed}; response tokens only)` }, width: 760, height: 380, xaxis: { title: { text: "optimizer step" } }, yaxis: { title: { text: "loss (nats/token)" } } });
+  // Whole steps on the axis (a two-step run would otherwise show 1.2, 1.4, ...).
+  const lastStep = Math.max(1, ...data.flatMap((d) => d.x));
+  return readable(
+    figure(data, { title: { text: `Training loss (seed ${seed}; response tokens only)` }, width: 760, height: 380, xaxis: { title: { text: "optimizer step" }, tick0: 0, dtick: Math.max(1, Math.ceil(lastStep / 10)) }, yaxis: { title: { text: "loss (nats/token)" } } }),
+  );
 }
 
 /** Every figure of the report, named. */
@@ -134,8 +138,17 @@ export function reportFigures(result: PipelineResult, summary = summarizePipelin
     const e = first(a.id);
     return e ? [{ name: a.label, curve: e.evaluation.calibration.p_sufficient.risk_coverage, aurc: e.evaluation.calibration.p_sufficient.aurc }] : [];
   });
-  figs.push({ name: "risk-coverage", figure: riskCoverageCurve(curves, { title: "Risk vs coverage, abstaining on low P(Sufficient) (first seed)" }) });
+  for (const f of figs) readable(f.figure);
+  figs.push({ name: "risk-coverage", figure: readable(riskCoverageCurve(curves, { title: "Risk vs coverage, abstaining on low P(Sufficient) (first seed)" })) });
   return figs;
+}
+
+/** A setting's value as a table cell: lists joined, objects as key = value pairs, paths as given. */
+function settingText(value: unknown): string {
+  if (value === undefined || value === null) return "–";
+  if (Array.isArray(value)) return value.map(settingText).join(", ");
+  if (typeof value === "object") return Object.entries(value as Record<string, unknown>).map(([k, v]) => `${k} = ${settingText(v)}`).join("; ");
+  return String(value);
 }
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -159,8 +172,10 @@ export function reportHtml(result: PipelineResult, summary: PipelineSummary, fig
   const authorsRows = s.authors_temp_py.map((r) => [r.label, r.setting, r.known.toFixed(1), r.unknown.toFixed(1), r.overall.toFixed(1), r.source]);
   const trainRows = s.trained.map((t) => [t.seed, t.arm, t.set, t.examples, t.steps, Number.isFinite(t.finalLoss) ? t.finalLoss.toFixed(4) : "n/a", t.seconds.toFixed(1), relative(result.reportDir, t.dir)]);
   const sets = Object.entries(s.data.sets).map(([k, v]) => [k, v.examples, v.cropped, `${(100 * v.keptShare).toFixed(0)}%`]);
+  // The headline names what the table beside it shows: collapsed seeds, or models that do not discriminate.
+  const collapsed = s.arms.some((a) => a.collapsed_seeds > 0);
   const banner = s.pattern.artifact
-    ? `<div class="warn"><b>Collapse.</b> ${esc(s.pattern.verdict)}</div>`
+    ? `<div class="warn"><b>${collapsed ? "Collapse." : "No learned discrimination."}</b> ${esc(s.pattern.verdict)}</div>`
     : `<div class="${s.pattern.appears ? "ok" : "warn"}">${esc(s.pattern.verdict)}</div>`;
   const figHtml = figs.map((f, i) => `<h3>${esc(f.name)}</h3><div id="fig-${i}" class="fig"></div><script>Plotly.newPlot("fig-${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});</script>`);
   return `<!doctype html>
@@ -186,7 +201,7 @@ ${table(["seed", "arm", "data", "examples", "steps", "final loss", "seconds", "a
 <h2>Data and settings</h2>
 ${table(["set", "examples", "cropped rows", "passage kept"], sets)}
 <p>Compact prompts and cropping: the paper's templates do not fit a ${s.model.config.seqLen}-position model, so each task keeps its name and answer words and the passage is cut to a window around the gold answer (notebooks/README.md lists every change). Test passages cropped: ${s.data.test.cropped}/${s.data.test.n}, ${(100 * s.data.test.keptShare).toFixed(0)}% of passage characters kept.</p>
-<pre>${esc(JSON.stringify(s.settings, null, 2))}</pre>
+${table(["setting", "value"], Object.entries(s.settings).map(([k, v]) => [k, settingText(v)]))}
 </body></html>
 `;
 }

@@ -174,12 +174,15 @@ const readJson = <T>(path: string): T | undefined => {
 const MARKER = "done.json";
 /** Seconds of every step of this run, finished now or earlier (read from the markers), summed in runPipeline. */
 let stepSeconds = 0;
+/** When this invocation began: a step that a seed worker finished since then is not "already done" news. */
+let invocationStart = 0;
 
 /** Runs `work` unless `dir/done.json` holds the same key; clears a stale folder first. */
 async function step<T>(dir: string, key: string, name: string, emit: (e: PipelineEvent) => void, work: () => Promise<T>, keepPartial = false): Promise<T> {
-  const marker = readJson<{ key: string; value: T; seconds: number }>(join(dir, MARKER));
+  const marker = readJson<{ key: string; value: T; seconds: number; finished?: string }>(join(dir, MARKER));
   if (marker && marker.key === key) {
-    emit({ kind: "step", step: name, state: "skipped", seconds: marker.seconds });
+    const finishedNow = marker.finished !== undefined && Date.parse(marker.finished) >= invocationStart;
+    if (!finishedNow) emit({ kind: "step", step: name, state: "skipped", seconds: marker.seconds });
     stepSeconds += marker.seconds;
     return marker.value;
   }
@@ -202,7 +205,18 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const out = resolve(options.out);
   const reportDir = join(out, "report");
   stepSeconds = 0;
+  invocationStart = Date.now();
   const runsDir = join(reportDir, "runs");
+  if (options.worker) {
+    // A seed worker loads the data and prompts its parent has just made: saying "already done" again
+    // would read, on a fresh run, as a rerun.
+    const parentSteps = new Set(["data", "compact prompts"]);
+    const forward = emit;
+    emit = (e) => {
+      if (e.kind === "step" && e.state === "skipped" && parentSteps.has(e.step)) return;
+      forward(e);
+    };
+  }
   await initBackend();
 
   const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });

@@ -148,7 +148,7 @@ export function patternCheck(arms: readonly ArmSummary[]): PatternCheck {
     parts.push(`Stage 1's refusals do not depend on the question: it refuses ${s1Refused.toFixed(1)}% of the known questions as well (unknown accuracy ${s1.unknown.mean.toFixed(1)}%).`);
   }
   if (collapsedArms.length) parts.push(`The model collapsed to a (nearly) constant output in: ${collapsedArms.join(", ")}.`);
-  if (noDisc.length) parts.push(`No arm's known-vs-unknown AUROC interval excludes 0.5 in: ${noDisc.join(", ")}, so the model does not tell answerable from unanswerable questions there.`);
+  if (noDisc.length) parts.push(`The known-vs-unknown AUROC interval contains 0.5 (chance) in: ${noDisc.join(", ")}, so the model does not tell answerable from unanswerable questions there.`);
   if (artifact) parts.push("Numbers from collapsed or non-discriminating models come from the label prior, not from learned uncertainty: read them as a pipeline smoke test, not a reproduction.");
   return { ...check, appears, artifact, verdict: parts.join(" ") };
 }

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { currentBackend } from "../model/backend.ts";
 import { TfLlama, type AttentionMode } from "../model/llama-tf.ts";
 import type { LlamaModelData } from "../model/types.ts";
+import { throwIfCancelled } from "../util/cancel.ts";
 import { writeFileAtomicSync } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerSnapshot } from "./checkpoint.ts";
@@ -313,6 +314,8 @@ export class SftTrainer {
    */
   async *steps(count = Infinity): AsyncGenerator<StepResult> {
     for (let i = 0; i < count && !this.done; i++) {
+      // A host's interrupt (a notebook's) stops the loop here, between two steps: the trainer is consistent.
+      throwIfCancelled();
       const result = await this.runStep();
       if (this.outputDir && this.config.saveSteps > 0 && this.globalStep % this.config.saveSteps === 0) await this.saveCheckpoint();
       yield result;

@@ -72,10 +72,11 @@ export function accuracyBarChart(rows: readonly AccuracyBarRow[], options: { tit
   const layout = {
     title: { text: options.title ?? "Known, unknown and overall accuracy" },
     width: options.width ?? Math.max(640, 125 * rows.length),
-    height: 460,
+    height: 520,
     barmode: "overlay",
     // The source also goes under each group's label: bar text is hidden when a bar is too short for it.
-    xaxis: { tickangle: 0, tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => `${r.label.replace(/\s*\n\s*/g, "<br>")}<br><i style="font-size:9px">${r.source}</i>`) },
+    // Labels and sources wrapped to the width of a group, so that neighbours do not overlap.
+    xaxis: { tickangle: 0, tickvals: rows.map((_, i) => i), ticktext: rows.map((r) => `${wrap(r.label, 12)}<br><i style="font-size:9px">${wrap(r.source, 18)}</i>`) },
     yaxis: { title: { text: "score" }, range: options.ylim ?? [50, 100] },
     legend: { orientation: "h", y: -0.34 },
     margin: { b: 140 },
@@ -118,4 +119,20 @@ export function outcomeTable(scores: Accuracies, options: { title?: string } = {
       margin: { l: 130 },
     },
   );
+}
+
+/** Text broken into lines of about `width` characters (at spaces and after "&"), joined with <br>. */
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  for (const part of text.split(/\s*\n\s*/)) {
+    let line = "";
+    for (const word of part.split(" ")) {
+      if (line && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    if (line) lines.push(line);
+  }
+  return lines.join("<br>");
 }

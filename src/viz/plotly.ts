@@ -1,6 +1,7 @@
 import { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { deflateSync, inflateSync } from "node:zlib";
 import { writeFileAtomic } from "../util/fs.ts";
 
 /** A plotly.js figure as plotly.js takes it: traces, layout and config. */
@@ -18,11 +19,6 @@ export interface PlotlyBundleOptions {
   image?: boolean;
   width?: number;
   height?: number;
-  /**
-   * Inline plotly.js into this output's text/html. "auto" (default) inlines it into the first
-   * bundle of the process only, as plotly.py's notebook renderer does; later outputs wait for it.
-   */
-  includePlotlyJs?: boolean | "auto";
 }
 
 export interface PlotlyImageOptions {
@@ -56,7 +52,6 @@ const scriptSafeJson = (value: unknown): string =>
   JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 
 let divCounter = 0;
-let plotlyJsInlined = false;
 
 /**
  * The div + script for one figure. It plots with window.Plotly when present; otherwise it queues
@@ -76,6 +71,20 @@ if(window.Plotly){draw();}else{(window.__ktuPlotlyQueue=window.__ktuPlotlyQueue|
   return `${library}<div id="${id}" class="ktu-plotly" style="min-height:${height}px">${fallback}</div>\n<script type="text/javascript">${script}</script>${flush}`;
 }
 
+/**
+ * The figure as the JSON a frontend receives: typed arrays as arrays, and fractions to 6 significant
+ * digits (a millionth of an axis, below what a plot can show; hover texts keep their own formatting),
+ * which keeps notebooks that save many points small.
+ */
+export function plainFigure(fig: PlotlyFigure): { data: object[]; layout: object; config: object } {
+  const plain = JSON.stringify({ data: fig.data, layout: fig.layout ?? {}, config: fig.config ?? {} }, (_key, value: unknown) => {
+    if (typeof value === "number") return Number.isInteger(value) || !Number.isFinite(value) ? value : Number(value.toPrecision(6));
+    if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return Array.from(value as unknown as ArrayLike<number>);
+    return value;
+  });
+  return JSON.parse(plain) as { data: object[]; layout: object; config: object };
+}
+
 /** A one-line text/plain description for surfaces that render nothing else. */
 function plotlyText(fig: PlotlyFigure): string {
   const title = (fig.layout as { title?: string | { text?: string } } | undefined)?.title;
@@ -84,26 +93,26 @@ function plotlyText(fig: PlotlyFigure): string {
 }
 
 /**
- * One MIME bundle for a figure: the plotly JSON for JupyterLab/VS Code, HTML for classic Notebook and
- * nbconvert, a PNG for GitHub and PDF (when Chromium is available), and text.
+ * The interactive part of a figure's MIME bundle, at once: the plotly JSON (rendered by JupyterLab with
+ * jupyterlab-plotly, VS Code, nteract) and a text line. No plotly.js and no HTML travel in outputs, so
+ * saved notebooks stay small; where the JSON is not rendered, the PNG is.
  */
-export async function plotlyMimeBundle(fig: PlotlyFigure, opts: PlotlyBundleOptions = {}): Promise<PlotlyMimeBundle> {
-  const png = opts.image === false ? null : await renderPlotlyImage(fig, { format: "png", width: opts.width, height: opts.height });
-  const include = opts.includePlotlyJs ?? "auto";
-  const inline = include === "auto" ? !plotlyJsInlined : include;
-  if (inline) plotlyJsInlined = true;
-  const bundle: PlotlyMimeBundle = {
-    "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout ?? {}, config: fig.config ?? {} },
-    "text/html": plotlyHtml(fig, { includePlotlyJs: inline, png, height: opts.height }),
+export function plotlyFigureBundle(fig: PlotlyFigure): PlotlyMimeBundle {
+  return {
+    "application/vnd.plotly.v1+json": plainFigure(fig),
     "text/plain": plotlyText(fig),
   };
-  if (png) bundle["image/png"] = Buffer.from(png).toString("base64");
-  return bundle;
 }
 
-/** Forgets that plotly.js was sent, so the next bundle carries it again (a new kernel session). */
-export function resetPlotlySession(): void {
-  plotlyJsInlined = false;
+/**
+ * One complete MIME bundle for a figure: the plotly JSON, a PNG for classic Notebook, nbconvert and
+ * GitHub (when Chromium is available), and text.
+ */
+export async function plotlyMimeBundle(fig: PlotlyFigure, opts: PlotlyBundleOptions = {}): Promise<PlotlyMimeBundle> {
+  const bundle = plotlyFigureBundle(fig);
+  const png = opts.image === false ? null : await renderPlotlyImage(fig, { format: "png", width: opts.width, height: opts.height });
+  if (png) bundle["image/png"] = Buffer.from(png).toString("base64");
+  return bundle;
 }
 
 /** A standalone HTML page with plotly.js inlined once and one div per figure, written atomically. */
@@ -152,7 +161,10 @@ async function startRenderer(): Promise<Renderer | null> {
   }
   try {
     // Playwright gives every launch a fresh temporary user-data-dir and removes it on close.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+    // Playwright's own signal handlers close every browser and then exit the process on SIGINT: in a
+    // Jupyter kernel, whose interrupt is a SIGINT, that killed the kernel. The browser runs detached
+    // (its own process group), so a frontend's interrupt does not reach it either.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false });
     unrefBrowserProcess();
     const page = await browser.newPage();
     await page.setContent('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><div id="g"></div></body></html>');
@@ -232,7 +244,162 @@ export async function renderPlotlyImage(fig: PlotlyFigure, opts: PlotlyImageOpti
     const text = url.slice(0, comma).endsWith(";base64") ? Buffer.from(payload, "base64").toString("utf8") : decodeURIComponent(payload);
     return new TextEncoder().encode(text);
   }
-  return new Uint8Array(Buffer.from(url.slice(comma + 1), "base64"));
+  return recompressPng(new Uint8Array(Buffer.from(url.slice(comma + 1), "base64")));
+}
+
+/**
+ * The same image as a smaller PNG: Chromium's encoder favours speed and always writes RGBA. An opaque
+ * 8-bit RGBA image (every plot) is rewritten as RGB, each row with the PNG filter that suits it best
+ * (none, "up" for every row, or the minimum-sum-of-absolute-differences heuristic, whichever deflates
+ * smaller), deflated at zlib's highest level: a quarter to a third smaller, which matters for
+ * notebooks saved with their figures. Anything else is only re-deflated.
+ */
+export function recompressPng(png: Uint8Array): Uint8Array {
+  const bytes = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  if (bytes.length < 8 || bytes.readUInt32BE(0) !== 0x89504e47) return png;
+  const chunks: { type: string; data: Buffer }[] = [];
+  for (let at = 8; at + 12 <= bytes.length; ) {
+    const length = bytes.readUInt32BE(at);
+    chunks.push({ type: bytes.toString("latin1", at + 4, at + 8), data: bytes.subarray(at + 8, at + 8 + length) });
+    at += 12 + length;
+  }
+  const ihdr = chunks.find((c) => c.type === "IHDR")?.data;
+  const idat = chunks.filter((c) => c.type === "IDAT");
+  if (!ihdr || ihdr.length < 13 || idat.length === 0) return png;
+  let header = Buffer.from(ihdr);
+  let data: Buffer;
+  try {
+    let raw = inflateSync(Buffer.concat(idat.map((c) => c.data)));
+    const [width, height, depth, colorType, interlace] = [ihdr.readUInt32BE(0), ihdr.readUInt32BE(4), ihdr[8], ihdr[9], ihdr[12]];
+    if (depth === 8 && colorType === 6 && interlace === 0 && raw.length === height * (1 + 4 * width)) {
+      const pixels = unfilter(raw, width * 4, height, 4);
+      let opaque = true;
+      for (let i = 3; i < pixels.length && opaque; i += 4) opaque = pixels[i] === 255;
+      if (opaque) {
+        const rgb = Buffer.alloc(width * height * 3);
+        for (let i = 0, j = 0; i < pixels.length; i += 4, j += 3) {
+          rgb[j] = pixels[i]!;
+          rgb[j + 1] = pixels[i + 1]!;
+          rgb[j + 2] = pixels[i + 2]!;
+        }
+        raw = smallest([0, 2, undefined].map((only) => filterRows(rgb, width * 3, height, 3, only)));
+        header[9] = 2;
+      }
+    }
+    data = deflateSync(raw, { level: 9, memLevel: 9 });
+  } catch {
+    return png;
+  }
+  const out: Buffer[] = [bytes.subarray(0, 8)];
+  const chunk = (type: string, body: Buffer): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length, 0);
+    head.write(type, 4, "latin1");
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
+    return Buffer.concat([head, body, crc]);
+  };
+  let wrote = false;
+  for (const c of chunks) {
+    if (c.type === "IHDR") out.push(chunk("IHDR", header));
+    else if (c.type !== "IDAT") out.push(chunk(c.type, c.data));
+    else if (!wrote) {
+      out.push(chunk("IDAT", data));
+      wrote = true;
+    }
+  }
+  header = Buffer.alloc(0);
+  const result = Buffer.concat(out);
+  return result.length < bytes.length ? new Uint8Array(result) : png;
+}
+
+const paeth = (a: number, b: number, c: number): number => {
+  const p = a + b - c;
+  const pa = Math.abs(p - a);
+  const pb = Math.abs(p - b);
+  const pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+};
+
+/** PNG scanlines (a filter byte, then `stride` bytes) to plain pixel rows. */
+function unfilter(raw: Buffer, stride: number, height: number, bpp: number): Buffer {
+  const out = Buffer.alloc(stride * height);
+  for (let y = 0; y < height; y++) {
+    const type = raw[y * (stride + 1)]!;
+    const src = y * (stride + 1) + 1;
+    const row = y * stride;
+    const prev = row - stride;
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? out[row + x - bpp]! : 0;
+      const b = y > 0 ? out[prev + x]! : 0;
+      const c = x >= bpp && y > 0 ? out[prev + x - bpp]! : 0;
+      const v = raw[src + x]!;
+      out[row + x] = (type === 0 ? v : type === 1 ? v + a : type === 2 ? v + b : type === 3 ? v + ((a + b) >> 1) : v + paeth(a, b, c)) & 255;
+    }
+  }
+  return out;
+}
+
+/** Of several filterings of the same image, the one that deflates smallest. */
+function smallest(candidates: Buffer[]): Buffer {
+  let best = candidates[0]!;
+  let bestSize = Infinity;
+  for (const candidate of candidates) {
+    const size = deflateSync(candidate, { level: 6 }).length;
+    if (size < bestSize) [best, bestSize] = [candidate, size];
+  }
+  return best;
+}
+
+/**
+ * Plain pixel rows to PNG scanlines: every row with filter `only` when given, else each with the
+ * filter whose output has the smallest absolute sum.
+ */
+function filterRows(pixels: Buffer, stride: number, height: number, bpp: number, only?: number): Buffer {
+  const out = Buffer.alloc((stride + 1) * height);
+  const candidate = Buffer.alloc(stride);
+  for (let y = 0; y < height; y++) {
+    const row = y * stride;
+    const prev = row - stride;
+    let best = -1;
+    let bestSum = Infinity;
+    for (let type = only ?? 0; type < (only === undefined ? 5 : only + 1); type++) {
+      let sum = 0;
+      for (let x = 0; x < stride; x++) {
+        const a = x >= bpp ? pixels[row + x - bpp]! : 0;
+        const b = y > 0 ? pixels[prev + x]! : 0;
+        const c = x >= bpp && y > 0 ? pixels[prev + x - bpp]! : 0;
+        const v = pixels[row + x]!;
+        const f = (type === 0 ? v : type === 1 ? v - a : type === 2 ? v - b : type === 3 ? v - ((a + b) >> 1) : v - paeth(a, b, c)) & 255;
+        candidate[x] = f;
+        sum += f < 128 ? f : 256 - f;
+        if (sum >= bestSum) break;
+      }
+      if (sum < bestSum) {
+        bestSum = sum;
+        best = type;
+        out[y * (stride + 1)] = type;
+        candidate.copy(out, y * (stride + 1) + 1);
+      }
+    }
+    if (best < 0) out[y * (stride + 1)] = 0;
+  }
+  return out;
+}
+
+let crcTable: Uint32Array | undefined;
+function crc32(bytes: Buffer): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** Closes the warm browser; the next render starts a new one. */

@@ -1,6 +1,6 @@
 /**
  * Opens an HTML file in headless Chromium (playwright-core, Debian's /usr/bin/chromium) and measures
- * every rendered plotly figure: a screenshot of each, decoded back in the page, counting the pixels
+ * every rendered plotly figure (or figure PNG): a screenshot of each, decoded back in the page, counting the pixels
  * that are not white and those that carry colour (so an empty frame with axes only scores low).
  */
 import { existsSync } from "node:fs";
@@ -44,10 +44,12 @@ export async function plotPixels(file: string, options: { minPlots?: number; tim
   try {
     const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
     await page.goto(`file://${file}`);
-    await page.waitForFunction(`document.querySelectorAll(".js-plotly-plot .main-svg").length >= ${options.minPlots ?? 1}`, undefined, { timeout: options.timeoutMs ?? 60_000 });
+    // Interactive figures (a page with plotly.js) or their PNGs (nbconvert's HTML of a saved notebook).
+    const FIGURES = '.js-plotly-plot, img[src^="data:image/png"]';
+    await page.waitForFunction(`document.querySelectorAll(${JSON.stringify(FIGURES)}).length >= ${options.minPlots ?? 1}`, undefined, { timeout: options.timeoutMs ?? 60_000 });
     await page.waitForTimeout(300);
     if (options.pagePng) await page.screenshot({ path: options.pagePng, fullPage: true });
-    const plots = await page.$$(".js-plotly-plot");
+    const plots = await page.$$(FIGURES);
     const out: PlotPixels[] = [];
     for (const plot of plots) {
       await plot.scrollIntoViewIfNeeded();

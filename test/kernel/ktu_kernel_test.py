@@ -21,6 +21,10 @@ class KtuKernelTests(jupyter_kernel_test.KernelTests):
     completion_samples = [
         {"text": "Math.ma", "matches": {"max"}},
         {"text": "const zebraLongName = 1; zebraLong", "matches": {"zebraLongName"}},
+        # A name declared earlier in the same cell (the first request may come before the type
+        # checker has loaded: it waits for it).
+        {"text": "const someLongName = 1; someLong", "matches": {"someLongName"}},
+        {"text": "let counterValue = 0;\nfunction bump() { return counterVa", "matches": {"counterValue"}},
         {"text": "[1, 2].fla", "matches": {"flat", "flatMap"}},
         # cursor_pos counts code points: the emoji is one, though two UTF-16 units in JavaScript.
         {"text": "const face = '\U0001F600'; Math.ma", "matches": {"max"}},

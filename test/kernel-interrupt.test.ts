@@ -1,0 +1,17 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { missingPython, runUnittest, testKernelEnv } from "./kernel/helpers.ts";
+
+// Interrupts through jupyter_client (SIGINT to the process group, as JupyterLab sends them) after a
+// plotly figure has started the PNG browser: awaiting, for-await over computing steps, TF.js ops,
+// writing output, during PNG renders, twice in a row, with no cell running; library exit handlers;
+// kernel_info with debugger: false.
+const missing = missingPython(["jupyter_client", "zmq"]);
+
+test("jupyter_client: interrupts in every state, after a plotly figure, never end the kernel", { skip: missing, timeout: 240_000 }, async () => {
+  const run = await runUnittest("interrupt_tests", await testKernelEnv());
+  for (const match of run.output.matchAll(/# latency ([^\n]*)/g)) process.stdout.write(`latency ${match[1]}\n`);
+  assert.ok(run.ok, run.output);
+  assert.equal(run.failures + run.errors + run.skipped, 0, run.output);
+  assert.equal(run.ran, 10, run.output);
+});
