@@ -45,6 +45,7 @@ p.add_argument("--random-levels", type=int, default=0, help="the first N levels 
 p.add_argument("--pool", type=int, default=0, help="random word pieces come from the first N word-like pieces (0: all)")
 p.add_argument("--plain-repeat", action="store_true", help="warm-up stage: every batch is BOS + random pieces + newline + the same pieces (no template), loss on the copy; stops when its teacher-forced exact match is >= --promote over 8 batches")
 p.add_argument("--plain-len", default="16", help="lengths of the plain repeat sequences (comma list, one drawn per batch)")
+p.add_argument("--span-lens", default="1,1,2,2,3,4", help="answer span lengths in words, one drawn per example. Random lengths make the stop unknowable, so teacher-forced EM cannot reach --promote; use 1 to measure the lookup alone")
 p.add_argument("--plain-lookup", action="store_true", help="before/cloze tasks without the template: BOS + window + newline + question pieces + '?' -> span")
 p.add_argument("--init", default="", help="start from this checkpoint's weights (fresh optimizer and curriculum)")
 p.add_argument("--repeat-until-level", type=int, default=99, help="repeat batches only below this level")
@@ -99,6 +100,7 @@ def prompt(q, c):
     return T["prefix"] + q + T["mid"] + c + T["suffix"]
 
 
+SPAN_LENS = [int(v) for v in args.span_lens.split(",")]
 WORDLIKE = [i for i, ok in enumerate(is_wordlike) if ok]
 
 
@@ -117,7 +119,7 @@ def synth(rng, W, cloze, rand=False):
         s0 = rng.randint(0, n - Wn)
         wend = ws[s0 + Wn] if s0 + Wn < n else len(ids)
         win_ws = ws[s0:s0 + Wn] + [wend]  # word starts inside the window, plus its end
-        k = rng.choice([1, 1, 2, 2, 3, 4])
+        k = rng.choice(SPAN_LENS)
         if cloze:
             m1, m2 = rng.randint(1, 4), rng.randint(1, 4)
             if m1 + m2 < 3:
