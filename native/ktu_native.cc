@@ -177,43 +177,63 @@ bool attnShape(Args& a, size_t at, AttnShape& s) {
   return !a.failed;
 }
 
+// Optional row strides of q (and dq) and of k, v (and dk, dv): views of one fused [N, (H+2KVH)*hd] qkv
+// matrix need no split copy. Default: dense rows.
+bool strides(Args& a, size_t at, const AttnShape& s, long& ldq, long& ldkv) {
+  ldq = s.H * s.hd;
+  ldkv = s.KVH * s.hd;
+  napi_valuetype t;
+  if (a.n > at && napi_typeof(a.env, a.v[at], &t) == napi_ok && t != napi_undefined) ldq = a.size(at, "ldq");
+  if (a.n > at + 1 && napi_typeof(a.env, a.v[at + 1], &t) == napi_ok && t != napi_undefined) ldkv = a.size(at + 1, "ldkv");
+  if (a.failed) return false;
+  if (ldq < s.H * s.hd) a.fail("RangeError", "ldq %ld < H*hd %ld", ldq, s.H * s.hd);
+  if (ldkv < s.KVH * s.hd) a.fail("RangeError", "ldkv %ld < KVH*hd %ld", ldkv, s.KVH * s.hd);
+  return !a.failed;
+}
+
 napi_value AttentionForward(napi_env env, napi_callback_info info) {
-  // (q, k, v, B, T, H, KVH, hd, cos, sin, ropeStyle, out, lse)
+  // (q, k, v, B, T, H, KVH, hd, cos, sin, ropeStyle, out, lse, ldq?, ldkv?)
   Args a(env, info, "attentionForward", 13);
   AttnShape s{};
   if (!attnShape(a, 3, s)) return nullptr;
-  size_t rows = size_t(s.B * s.T), qn = rows * size_t(s.H * s.hd), kn = rows * size_t(s.KVH * s.hd);
-  const float* q = a.f32(0, "q", qn);
-  const float* k = a.f32(1, "k", kn);
-  const float* v = a.f32(2, "v", kn);
+  size_t rows = size_t(s.B * s.T), qn = rows * size_t(s.H * s.hd);
+  long ldq = 0, ldkv = 0;
+  if (!strides(a, 13, s, ldq, ldkv)) return nullptr;
+  const float* q = a.f32(0, "q", matNeed(long(rows), s.H * s.hd, ldq));
+  const float* k = a.f32(1, "k", matNeed(long(rows), s.KVH * s.hd, ldkv));
+  const float* v = a.f32(2, "v", matNeed(long(rows), s.KVH * s.hd, ldkv));
   const float* cs = a.f32(8, "cos", size_t(s.T * s.hd));
   const float* sn = a.f32(9, "sin", size_t(s.T * s.hd));
   float* out = a.f32(11, "out", qn);
   float* lse = a.f32(12, "lse", size_t(s.B * s.H * s.T));
   if (a.failed || rows == 0) return undefinedValue(env);
-  ops->attentionForward(q, k, v, s.B, s.T, s.H, s.KVH, s.hd, cs, sn, s.style, out, lse, threads);
+  ops->attentionForward(q, k, v, s.B, s.T, s.H, s.KVH, s.hd, cs, sn, s.style, out, lse, ldq, ldkv, threads);
   return undefinedValue(env);
 }
 
 napi_value AttentionBackward(napi_env env, napi_callback_info info) {
-  // (dout, q, k, v, out, lse, B, T, H, KVH, hd, cos, sin, ropeStyle, dq, dk, dv)
+  // (dout, q, k, v, out, lse, B, T, H, KVH, hd, cos, sin, ropeStyle, dq, dk, dv, ldq?, ldkv?)
   Args a(env, info, "attentionBackward", 17);
   AttnShape s{};
   if (!attnShape(a, 6, s)) return nullptr;
-  size_t rows = size_t(s.B * s.T), qn = rows * size_t(s.H * s.hd), kn = rows * size_t(s.KVH * s.hd);
+  size_t rows = size_t(s.B * s.T), qn = rows * size_t(s.H * s.hd);
+  long ldq = 0, ldkv = 0;
+  if (!strides(a, 17, s, ldq, ldkv)) return nullptr;
+  size_t qs = matNeed(long(rows), s.H * s.hd, ldq), ks = matNeed(long(rows), s.KVH * s.hd, ldkv);
   const float* dout = a.f32(0, "dout", qn);
-  const float* q = a.f32(1, "q", qn);
-  const float* k = a.f32(2, "k", kn);
-  const float* v = a.f32(3, "v", kn);
+  const float* q = a.f32(1, "q", qs);
+  const float* k = a.f32(2, "k", ks);
+  const float* v = a.f32(3, "v", ks);
   const float* out = a.f32(4, "out", qn);
   const float* lse = a.f32(5, "lse", size_t(s.B * s.H * s.T));
   const float* cs = a.f32(11, "cos", size_t(s.T * s.hd));
   const float* sn = a.f32(12, "sin", size_t(s.T * s.hd));
-  float* dq = a.f32(14, "dq", qn);
-  float* dk = a.f32(15, "dk", kn);
-  float* dv = a.f32(16, "dv", kn);
+  float* dq = a.f32(14, "dq", qs);
+  float* dk = a.f32(15, "dk", ks);
+  float* dv = a.f32(16, "dv", ks);
   if (a.failed || rows == 0) return undefinedValue(env);
-  ops->attentionBackward(dout, q, k, v, out, lse, s.B, s.T, s.H, s.KVH, s.hd, cs, sn, s.style, dq, dk, dv, threads);
+  ops->attentionBackward(dout, q, k, v, out, lse, s.B, s.T, s.H, s.KVH, s.hd, cs, sn, s.style, dq, dk, dv, ldq, ldkv,
+                         threads);
   return undefinedValue(env);
 }
 

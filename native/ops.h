@@ -10,10 +10,10 @@ struct KtuOps {
                 const float* B, long ldb, float beta, float* C, long ldc, int threads);
   void (*attentionForward)(const float* q, const float* k, const float* v, long B, long T, long H, long KVH,
                            long hd, const float* cos, const float* sin, int ropeStyle, float* out, float* lse,
-                           int threads);
+                           long ldq, long ldkv, int threads);
   void (*attentionBackward)(const float* dout, const float* q, const float* k, const float* v, const float* out,
                             const float* lse, long B, long T, long H, long KVH, long hd, const float* cos,
-                            const float* sin, int ropeStyle, float* dq, float* dk, float* dv, int threads);
+                            const float* sin, int ropeStyle, float* dq, float* dk, float* dv, long ldq, long ldkv, int threads);
   void (*rmsnormForward)(const float* x, const float* w, long N, long D, float eps, float* y, float* rstd, int threads);
   void (*rmsnormBackward)(const float* dy, const float* x, const float* w, const float* rstd, long N, long D,
                           float* dx, float* dw, int threads);
