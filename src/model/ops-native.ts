@@ -1,0 +1,327 @@
+/**
+ * The model's ops on the native engine: each op is one tf.customGrad on the TF.js cpu backend whose
+ * forward and backward call the C++ addon (native/, API in native/README.md) on the tensors' own
+ * typed arrays. On the cpu backend `dataSync()` returns a tensor's backing Float32Array and
+ * `tf.tensor(array, shape)` wraps an array without copying, so no values are copied between TF.js and
+ * the addon; gradient functions close over plain arrays (never tensors, which the forward scope
+ * disposes). Arrays handed to TF.js are never written afterwards, except variables, which the
+ * optimizer updates in place (FullTrainer) between steps.
+ */
+import { tf } from "./backend.ts";
+
+/** The addon's API as native/README.md gives it (src/model/native.ts is its TypeScript face). */
+export interface NativeApi {
+  info(): { simd: string; threads: number; compiler?: string; path?: string };
+  setThreads(n: number): void;
+  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, out: Float32Array, lse: Float32Array): void;
+  attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
+  rmsnormForward(x: Float32Array, w: Float32Array, N: number, D: number, eps: number, y: Float32Array, rstd: Float32Array): void;
+  rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, N: number, D: number, dx: Float32Array, dw: Float32Array): void;
+  swigluForward(gu: Float32Array, N: number, F: number, h: Float32Array): void;
+  swigluBackward(dh: Float32Array, gu: Float32Array, N: number, F: number, dgu: Float32Array): void;
+  embeddingForward(table: Float32Array, ids: Int32Array, N: number, D: number, V: number, out: Float32Array): void;
+  embeddingBackward(dout: Float32Array, ids: Int32Array, N: number, D: number, V: number, dtable: Float32Array): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, R: number, V: number, scale: number, dlogits: Float32Array): number;
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, decay: number, clip: number, bc1: number, sqrtBc2: number): void;
+  sumSquares(x: Float32Array): number;
+}
+
+let api: NativeApi | undefined;
+
+// The face module is imported through a variable so a checkout without it still type-checks and loads.
+const nativeFace = "./native.ts";
+
+/**
+ * Loads the addon (building it when the binary is missing, as src/model/native.ts does) and returns a
+ * one-line description; throws with the reason when it cannot load.
+ */
+export async function loadNativeOps(): Promise<string> {
+  if (!api) {
+    const face = (await import(nativeFace)) as { requireNative(): NativeApi };
+    api = face.requireNative();
+  }
+  const i = api.info();
+  return `${i.simd}, ${i.threads} thread${i.threads === 1 ? "" : "s"}`;
+}
+
+/** Installs an implementation of the API directly (tests: a JS reference before the addon exists). */
+export function setNativeApi(impl: NativeApi): void {
+  api = impl;
+}
+
+export function nativeApi(): NativeApi {
+  if (!api) throw new Error("the native engine is not loaded (initBackend picked another engine)");
+  return api;
+}
+
+const f32 = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+const t2 = (a: Float32Array, rows: number, cols: number): tf.Tensor2D => tf.tensor2d(a, [rows, cols]);
+type Args = Array<tf.Tensor | tf.GradSaveFunc>;
+const grad = (dy: tf.Tensor | tf.Tensor[]): Float32Array => f32(dy as tf.Tensor);
+
+/**
+ * y = x W^T (+ residual), W [out, in]. With `trainable`, the gradient of W is returned too (a new
+ * array, so accumulation across uses is TF.js's own add).
+ */
+export function nLinear(x: tf.Tensor2D, w: tf.Tensor2D, trainable: boolean, residual?: tf.Tensor2D): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, inp] = x.shape;
+  const out = w.shape[0];
+  // A frozen weight is read directly, not passed as an input: no zero gradient is made for it.
+  const frozen = trainable ? undefined : f32(w);
+  const f = tf.customGrad((...args: Args) => {
+    const save = args.at(-1) as tf.GradSaveFunc;
+    save([]);
+    const xa = f32(args[0] as tf.Tensor);
+    const wa = frozen ?? f32(args[1] as tf.Tensor);
+    const y = residual ? Float32Array.from(f32(args[trainable ? 2 : 1] as tf.Tensor)) : new Float32Array(N * out);
+    n.sgemm(false, true, N, out, inp, 1, xa, inp, wa, inp, residual ? 1 : 0, y, out);
+    return {
+      value: t2(y, N, out),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = grad(dy);
+        const dx = new Float32Array(N * inp);
+        n.sgemm(false, false, N, inp, out, 1, d, out, wa, inp, 0, dx, inp);
+        const grads: tf.Tensor[] = [t2(dx, N, inp)];
+        if (trainable) {
+          const dw = new Float32Array(out * inp);
+          n.sgemm(true, false, out, inp, N, 1, d, out, xa, inp, 0, dw, inp);
+          grads.push(t2(dw, out, inp));
+        }
+        if (residual) grads.push(t2(d, N, out));
+        return grads;
+      },
+    };
+  });
+  const inputs = [x, ...(trainable ? [w] : []), ...(residual ? [residual] : [])];
+  return (f as (...t: tf.Tensor[]) => tf.Tensor)(...inputs) as tf.Tensor2D;
+}
+
+/** y with scale * (x A^T) B^T added at columns [offset, offset + out) of y's rows: a LoRA term into a fused projection. */
+export function nLoraInto(y: tf.Tensor2D, x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D, scale: number, offset: number): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, total] = y.shape;
+  const inp = x.shape[1];
+  const [r] = a.shape;
+  const out = b.shape[0];
+  const f = tf.customGrad((...args: Args) => {
+    const [yt, xt, at, bt, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const xa = f32(xt);
+    const aa = f32(at);
+    const ba = f32(bt);
+    const low = new Float32Array(N * r);
+    n.sgemm(false, true, N, r, inp, 1, xa, inp, aa, inp, 0, low, r);
+    const res = Float32Array.from(f32(yt));
+    n.sgemm(false, true, N, out, r, scale, low, r, ba, r, 1, res.subarray(offset), total);
+    return {
+      value: t2(res, N, total),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = grad(dy);
+        const view = d.subarray(offset);
+        const db = new Float32Array(out * r);
+        n.sgemm(true, false, out, r, N, scale, view, total, low, r, 0, db, r);
+        const dLow = new Float32Array(N * r);
+        n.sgemm(false, false, N, r, out, scale, view, total, ba, r, 0, dLow, r);
+        const da = new Float32Array(r * inp);
+        n.sgemm(true, false, r, inp, N, 1, dLow, r, xa, inp, 0, da, inp);
+        const dx = new Float32Array(N * inp);
+        n.sgemm(false, false, N, inp, r, 1, dLow, r, aa, inp, 0, dx, inp);
+        return [t2(d, N, total), t2(dx, N, inp), t2(da, r, inp), t2(db, out, r)];
+      },
+    };
+  });
+  return f(y, x, a, b) as tf.Tensor2D;
+}
+
+export function nRmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, D] = x.shape;
+  const f = tf.customGrad((...args: Args) => {
+    const [xt, wt, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+    save([]);
+    const xa = f32(xt);
+    const wa = f32(wt);
+    const y = new Float32Array(N * D);
+    const rstd = new Float32Array(N);
+    n.rmsnormForward(xa, wa, N, D, eps, y, rstd);
+    return {
+      value: t2(y, N, D),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const dx = new Float32Array(N * D);
+        const dw = new Float32Array(D);
+        n.rmsnormBackward(grad(dy), xa, wa, rstd, N, D, dx, dw);
+        return [t2(dx, N, D), tf.tensor1d(dw)];
+      },
+    };
+  });
+  return f(x, w) as tf.Tensor2D;
+}
+
+export function nSwiglu(gu: tf.Tensor2D): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, F2] = gu.shape;
+  const F = F2 / 2;
+  const f = tf.customGrad((...args: Args) => {
+    const [gt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const ga = f32(gt);
+    const h = new Float32Array(N * F);
+    n.swigluForward(ga, N, F, h);
+    return {
+      value: t2(h, N, F),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const dgu = new Float32Array(N * F2);
+        n.swigluBackward(grad(dy), ga, N, F, dgu);
+        return t2(dgu, N, F2);
+      },
+    };
+  });
+  return f(gu) as tf.Tensor2D;
+}
+
+/** Rows `ids` of the table; with `trainable`, the table's gradient is the scatter-add of dy. */
+export function nEmbed(table: tf.Tensor2D, ids: Int32Array, trainable: boolean): tf.Tensor2D {
+  const n = nativeApi();
+  const [V, D] = table.shape;
+  const N = ids.length;
+  if (!trainable) {
+    const out = new Float32Array(N * D);
+    n.embeddingForward(f32(table), ids, N, D, V, out);
+    return t2(out, N, D);
+  }
+  const f = tf.customGrad((...args: Args) => {
+    const [tt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const out = new Float32Array(N * D);
+    n.embeddingForward(f32(tt), ids, N, D, V, out);
+    return {
+      value: t2(out, N, D),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const dt = new Float32Array(V * D);
+        n.embeddingBackward(grad(dy), ids, N, D, V, dt);
+        return t2(dt, V, D);
+      },
+    };
+  });
+  return f(table) as tf.Tensor2D;
+}
+
+/** Rows of a [N, D] tensor (the positions a loss scores), with the scatter gradient. */
+export function nSelectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [N, D] = x.shape;
+  const R = rows.length;
+  const f = tf.customGrad((...args: Args) => {
+    const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const xa = f32(xt);
+    const out = new Float32Array(R * D);
+    for (let i = 0; i < R; i++) out.set(xa.subarray(rows[i]! * D, rows[i]! * D + D), i * D);
+    return {
+      value: t2(out, R, D),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = grad(dy);
+        const dx = new Float32Array(N * D);
+        for (let i = 0; i < R; i++) {
+          const at = rows[i]! * D;
+          for (let j = 0; j < D; j++) dx[at + j] = dx[at + j]! + d[i * D + j]!;
+        }
+        return t2(dx, N, D);
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+export interface NativeAttentionShape {
+  batch: number;
+  seq: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  cos: Float32Array;
+  sin: Float32Array;
+  ropeStyle: 0 | 1;
+}
+
+/** Causal GQA attention with RoPE from the fused projection qkv [N, (H + 2 KV) hs] to [N, H hs]. */
+export function nAttention(qkv: tf.Tensor2D, s: NativeAttentionShape): tf.Tensor2D {
+  const n = nativeApi();
+  const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: hd } = s;
+  const N = B * T;
+  const qd = H * hd;
+  const kd = KV * hd;
+  const width = qd + 2 * kd;
+  const f = tf.customGrad((...args: Args) => {
+    const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const all = f32(xt);
+    const q = new Float32Array(N * qd);
+    const k = new Float32Array(N * kd);
+    const v = new Float32Array(N * kd);
+    for (let r = 0; r < N; r++) {
+      const at = r * width;
+      q.set(all.subarray(at, at + qd), r * qd);
+      k.set(all.subarray(at + qd, at + qd + kd), r * kd);
+      v.set(all.subarray(at + qd + kd, at + width), r * kd);
+    }
+    const out = new Float32Array(N * qd);
+    const lse = new Float32Array(B * H * T);
+    n.attentionForward(q, k, v, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, out, lse);
+    return {
+      value: t2(out, N, qd),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const dq = new Float32Array(N * qd);
+        const dk = new Float32Array(N * kd);
+        const dv = new Float32Array(N * kd);
+        n.attentionBackward(grad(dy), q, k, v, out, lse, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, dq, dk, dv);
+        const d = new Float32Array(N * width);
+        for (let r = 0; r < N; r++) {
+          const at = r * width;
+          d.set(dq.subarray(r * qd, r * qd + qd), at);
+          d.set(dk.subarray(r * kd, r * kd + kd), at + qd);
+          d.set(dv.subarray(r * kd, r * kd + kd), at + qd + kd);
+        }
+        return t2(d, N, width);
+      },
+    };
+  });
+  return f(qkv) as tf.Tensor2D;
+}
+
+/**
+ * weight * (sum of token losses) of logits h W^T at the scored rows of h, fused: the logits and their
+ * gradient share one [R, V] array (the cross-entropy writes the gradient over the logits), which
+ * the backward multiplies out into dh and (when trainable) dW.
+ */
+export function nHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32Array, weight: number, trainable: boolean): tf.Scalar {
+  const n = nativeApi();
+  const [R, D] = h.shape;
+  const V = w.shape[0];
+  if (targets.length !== R) throw new Error(`headLoss: ${targets.length} targets for ${R} rows`);
+  const frozen = trainable ? undefined : f32(w);
+  const f = tf.customGrad((...args: Args) => {
+    const save = args.at(-1) as tf.GradSaveFunc;
+    save([]);
+    const ha = f32(args[0] as tf.Tensor);
+    const wa = frozen ?? f32(args[1] as tf.Tensor);
+    const logits = new Float32Array(R * V);
+    n.sgemm(false, true, R, V, D, 1, ha, D, wa, D, 0, logits, V);
+    const loss = n.crossEntropy(logits, targets, R, V, weight, logits);
+    return {
+      value: tf.scalar(loss),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        // dy is the scalar seed (1 for a loss); the stored gradient already carries `weight`.
+        const k = grad(dy)[0]!;
+        const dh = new Float32Array(R * D);
+        n.sgemm(false, false, R, D, V, k, logits, V, wa, D, 0, dh, D);
+        if (!trainable) return [t2(dh, R, D)];
+        const g = new Float32Array(V * D);
+        n.sgemm(true, false, V, D, R, k, logits, V, ha, D, 0, g, D);
+        return [t2(dh, R, D), t2(g, V, D)];
+      },
+    };
+  });
+  return (trainable ? f(h, w) : f(h)) as tf.Scalar;
+}
