@@ -40,7 +40,10 @@ async function main() {
         ]
       : []),
   ];
-  const common = ["-O3", "-fPIC", "-pthread", "-fopenmp", "-std=c++17", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas",
+  const common = ["-O3", "-fPIC", "-pthread", "-fopenmp", "-std=c++17", "-fno-math-errno",
+  // No silent a*b+c -> fma contraction: AdamW must round exactly as the JS loop, and each ISA build the
+  // same way where it can (the GEMM uses explicit FMA intrinsics).
+  "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas",
     `-I${include}`, "-DNODE_GYP_MODULE_NAME=ktu_native", "-DNAPI_VERSION=8"];
   if (!x86) common.push("-DKTU_NO_X86");
   mkdirSync(out, { recursive: true });

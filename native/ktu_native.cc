@@ -15,8 +15,7 @@ namespace {
 const KtuOps* ops = &ktu_ops_generic;
 int threads = 1;
 
-const KtuOps* pickOps() {
-  const char* force = getenv("KTU_NATIVE_SIMD");
+const KtuOps* pickOps(const char* force) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   // __builtin_cpu_supports also checks that the OS saves the wider registers (XCR0).
@@ -126,6 +125,27 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_create_string_utf8(env, comp, NAPI_AUTO_LENGTH, &s);
   napi_set_named_property(env, o, "compiler", s);
   return o;
+}
+
+// Switches the kernel table (tests run every ISA level on one machine); a level the CPU lacks falls back
+// to the best lower one. Returns the level now in use.
+napi_value SetSimd(napi_env env, napi_callback_info info) {
+  Args a(env, info, "setSimd", 1);
+  if (a.failed) return nullptr;
+  char want[32] = {0};
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, a.v[0], want, sizeof want, &len) != napi_ok) {
+    a.fail("TypeError", "level must be a string");
+    return nullptr;
+  }
+  if (strcmp(want, "avx512") && strcmp(want, "avx2") && strcmp(want, "generic")) {
+    a.fail("RangeError", "level must be avx512, avx2 or generic (got %s)", want);
+    return nullptr;
+  }
+  ops = pickOps(strcmp(want, "avx512") == 0 ? nullptr : want);
+  napi_value s;
+  napi_create_string_utf8(env, ops->name, NAPI_AUTO_LENGTH, &s);
+  return s;
 }
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -372,12 +392,13 @@ napi_value SumSquares(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  ops = pickOps();
+  ops = pickOps(getenv("KTU_NATIVE_SIMD"));
   const char* t = getenv("KTU_NATIVE_THREADS");
   threads = t && atoi(t) > 0 ? atoi(t) : omp_get_max_threads();
   if (threads < 1) threads = 1;
   napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setSimd", nullptr, SetSimd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},

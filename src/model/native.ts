@@ -22,6 +22,8 @@ export interface NativeInfo {
 export interface NativeEngine {
   info(): NativeInfo;
   setThreads(n: number): void;
+  /** Switches the kernel set (tests); a level the CPU lacks falls back to the best lower one. Returns the level in use. */
+  setSimd(level: "avx512" | "avx2" | "generic"): string;
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, out: Float32Array, lse: Float32Array, ldq?: number, ldkv?: number): void;
   attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, dq: Float32Array, dk: Float32Array, dv: Float32Array, ldq?: number, ldkv?: number): void;
