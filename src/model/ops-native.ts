@@ -8,29 +8,12 @@
  * optimizer updates in place (FullTrainer) between steps.
  */
 import { tf } from "./backend.ts";
+import type { NativeEngine } from "./native.ts";
 
-/** The addon's API as native/README.md gives it (src/model/native.ts is its TypeScript face). */
-export interface NativeApi {
-  info(): { simd: string; threads: number; compiler?: string; path?: string };
-  setThreads(n: number): void;
-  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
-  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, out: Float32Array, lse: Float32Array): void;
-  attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
-  rmsnormForward(x: Float32Array, w: Float32Array, N: number, D: number, eps: number, y: Float32Array, rstd: Float32Array): void;
-  rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, N: number, D: number, dx: Float32Array, dw: Float32Array): void;
-  swigluForward(gu: Float32Array, N: number, F: number, h: Float32Array): void;
-  swigluBackward(dh: Float32Array, gu: Float32Array, N: number, F: number, dgu: Float32Array): void;
-  embeddingForward(table: Float32Array, ids: Int32Array, N: number, D: number, V: number, out: Float32Array): void;
-  embeddingBackward(dout: Float32Array, ids: Int32Array, N: number, D: number, V: number, dtable: Float32Array): void;
-  crossEntropy(logits: Float32Array, targets: Int32Array, R: number, V: number, scale: number, dlogits: Float32Array): number;
-  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, decay: number, clip: number, bc1: number, sqrtBc2: number): void;
-  sumSquares(x: Float32Array): number;
-}
+/** The addon's API (native/README.md); src/model/native.ts is its TypeScript face. */
+export type NativeApi = NativeEngine;
 
 let api: NativeApi | undefined;
-
-// The face module is imported through a variable so a checkout without it still type-checks and loads.
-const nativeFace = "./native.ts";
 
 /**
  * Loads the addon (building it when the binary is missing, as src/model/native.ts does) and returns a
@@ -38,7 +21,7 @@ const nativeFace = "./native.ts";
  */
 export async function loadNativeOps(): Promise<string> {
   if (!api) {
-    const face = (await import(nativeFace)) as { requireNative(): NativeApi };
+    const face = await import("./native.ts");
     api = face.requireNative();
   }
   const i = api.info();
@@ -256,33 +239,19 @@ export function nAttention(qkv: tf.Tensor2D, s: NativeAttentionShape): tf.Tensor
   const f = tf.customGrad((...args: Args) => {
     const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([]);
+    // q, k and v are strided views of the fused projection: no split copy, and the gradient is one dqkv.
     const all = f32(xt);
-    const q = new Float32Array(N * qd);
-    const k = new Float32Array(N * kd);
-    const v = new Float32Array(N * kd);
-    for (let r = 0; r < N; r++) {
-      const at = r * width;
-      q.set(all.subarray(at, at + qd), r * qd);
-      k.set(all.subarray(at + qd, at + qd + kd), r * kd);
-      v.set(all.subarray(at + qd + kd, at + width), r * kd);
-    }
+    const q = all;
+    const k = all.subarray(qd);
+    const v = all.subarray(qd + kd);
     const out = new Float32Array(N * qd);
     const lse = new Float32Array(B * H * T);
-    n.attentionForward(q, k, v, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, out, lse);
+    n.attentionForward(q, k, v, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, out, lse, width, width);
     return {
       value: t2(out, N, qd),
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-        const dq = new Float32Array(N * qd);
-        const dk = new Float32Array(N * kd);
-        const dv = new Float32Array(N * kd);
-        n.attentionBackward(grad(dy), q, k, v, out, lse, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, dq, dk, dv);
         const d = new Float32Array(N * width);
-        for (let r = 0; r < N; r++) {
-          const at = r * width;
-          d.set(dq.subarray(r * qd, r * qd + qd), at);
-          d.set(dk.subarray(r * kd, r * kd + kd), at + qd);
-          d.set(dv.subarray(r * kd, r * kd + kd), at + qd + kd);
-        }
+        n.attentionBackward(grad(dy), q, k, v, out, lse, B, T, H, KV, hd, s.cos, s.sin, s.ropeStyle, d, d.subarray(qd), d.subarray(qd + kd), width, width);
         return t2(d, N, width);
       },
     };

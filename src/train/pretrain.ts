@@ -180,12 +180,18 @@ export class FullTrainer {
   /** Loss and gradients of `scale` x (sum of token losses of the batch), in parameter order. */
   gradients(b: LmBatch, scale = 1 / b.rows.length): { loss: number; values: Float32Array[] } {
     if (b.rows.length === 0) return { loss: 0, values: this.params.map((q) => new Float32Array(q.variable.size)) };
-    return tf.tidy(() => {
+    let loss = 0;
+    let values: Float32Array[] = [];
+    // The arrays leave the scope through the closure, not as tidy's result: tidy walks a result's
+    // contents, element by element for typed arrays (it cost 0.8 s a step on the 1.33M model).
+    tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => this.model.loss(b.ids, b.batch, b.seq, b.rows, b.targets, scale), this.params.map((q) => q.variable));
       // On the cpu backend (native engine) dataSync is the gradient's own array, which outlives the tensor: no copy.
       const own = this.model.native;
-      return { loss: value.dataSync()[0]!, values: this.params.map((q) => (own ? (grads[q.variable.name]!.dataSync() as Float32Array) : Float32Array.from(grads[q.variable.name]!.dataSync() as Float32Array))) };
+      loss = value.dataSync()[0]!;
+      values = this.params.map((q) => (own ? (grads[q.variable.name]!.dataSync() as Float32Array) : Float32Array.from(grads[q.variable.name]!.dataSync() as Float32Array)));
     });
+    return { loss, values };
   }
 
   /** Current parameter values in parameter order (copies). */
