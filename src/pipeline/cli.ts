@@ -1,3 +1,4 @@
+import { describeBackend, initBackend } from "../model/backend.ts";
 import { resolve } from "node:path";
 import { formatBuildSummary } from "../data/build-all.ts";
 import { parseLoraTargets } from "../train/lora.ts";
@@ -129,6 +130,8 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     const options = startOptions(values);
     const print = (l: string) => process.stdout.write(l + "\n");
     print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
+    // The engine line (what runs, what was skipped); results.json records it as "engine".
+    print(describeBackend(await initBackend()));
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);
     print("");
