@@ -46,6 +46,8 @@ async function main() {
   "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas",
     `-I${include}`, "-DNODE_GYP_MODULE_NAME=ktu_native", "-DNAPI_VERSION=8"];
   if (!x86) common.push("-DKTU_NO_X86");
+  // For tuning experiments only (e.g. KTU_EXTRA_FLAGS="-DKTU_KC=192").
+  if (process.env.KTU_EXTRA_FLAGS) common.push(...process.env.KTU_EXTRA_FLAGS.split(/\s+/).filter(Boolean));
   mkdirSync(out, { recursive: true });
   const tmp = join(out, `tmp-${process.pid}`);
   mkdirSync(tmp, { recursive: true });
