@@ -36,7 +36,7 @@ async function main() {
     ...(x86
       ? [
           ["kernels_avx2.cc", ["-mavx2", "-mfma"]],
-          ["kernels_avx512.cc", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma"]],
+          ["kernels_avx512.cc", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mprefer-vector-width=512"]],
         ]
       : []),
   ];
