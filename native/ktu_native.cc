@@ -10,6 +10,12 @@
 
 #include "ops.h"
 
+// Defaults: a parallel region (futex wake + barrier) pays off above ~50 us of work.
+extern "C" {
+double ktu_par_flops = 8.0e6;
+long ktu_par_elems = 262144;
+}
+
 namespace {
 
 const KtuOps* ops = &ktu_ops_generic;
@@ -146,6 +152,16 @@ napi_value SetSimd(napi_env env, napi_callback_info info) {
   napi_value s;
   napi_create_string_utf8(env, ops->name, NAPI_AUTO_LENGTH, &s);
   return s;
+}
+
+napi_value SetParallelMin(napi_env env, napi_callback_info info) {
+  Args a(env, info, "setParallelMin", 2);
+  double flops = a.num(0, "flops");
+  long elems = a.size(1, "elements");
+  if (a.failed) return nullptr;
+  ktu_par_flops = flops;
+  ktu_par_elems = elems;
+  return undefinedValue(env);
 }
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -399,6 +415,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setSimd", nullptr, SetSimd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setParallelMin", nullptr, SetParallelMin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},

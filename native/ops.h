@@ -28,6 +28,10 @@ struct KtuOps {
   double (*sumSquares)(const float* x, long n, int threads);
 };
 
+// Work below which an op runs on the calling thread only: GEMM flops, elementwise elements.
+extern "C" double ktu_par_flops;
+extern "C" long ktu_par_elems;
+
 extern "C" const KtuOps ktu_ops_generic;
 extern "C" const KtuOps ktu_ops_avx2;
 extern "C" const KtuOps ktu_ops_avx512;

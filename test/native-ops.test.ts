@@ -78,6 +78,8 @@ function acrossConfigs(e: NativeEngine, fn: () => Float32Array[]): Float32Array[
   const levels = [...new Set((["avx512", "avx2", "generic"] as const).map((l) => e.setSimd(l)))];
   let first: Float32Array[] | undefined;
   let firstLevel = "";
+  // Every op threaded however small, so that 2 threads really split the work of these test shapes.
+  e.setParallelMin(0, 0);
   try {
     for (const level of levels) {
       e.setSimd(level as "avx512");
@@ -108,6 +110,7 @@ function acrossConfigs(e: NativeEngine, fn: () => Float32Array[]): Float32Array[
   } finally {
     e.setSimd(start.simd);
     e.setThreads(start.threads);
+    e.setParallelMin(8e6, 262144);
   }
   return first!;
 }

@@ -24,6 +24,8 @@ export interface NativeEngine {
   setThreads(n: number): void;
   /** Switches the kernel set (tests); a level the CPU lacks falls back to the best lower one. Returns the level in use. */
   setSimd(level: "avx512" | "avx2" | "generic"): string;
+  /** Work below which an op stays on the calling thread (defaults 8e6 GEMM flops, 262144 elements); tests set 0, 0. */
+  setParallelMin(flops: number, elements: number): void;
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, out: Float32Array, lse: Float32Array, ldq?: number, ldkv?: number): void;
   attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, dq: Float32Array, dk: Float32Array, dv: Float32Array, ldq?: number, ldkv?: number): void;
@@ -90,6 +92,11 @@ export function loadNative(options: LoadNativeOptions = {}): NativeLoad {
     return (cached = { reason: srcTime > 0 ? `native addon not built (${nativeBinaryPath}); run node native/build.mjs` : "native sources not found" });
   }
   try {
+    // OpenMP's default is to spin ~300k iterations after each parallel region. On a shared machine that
+    // is catastrophic: measured by the model side at load 11 on 2 cores, a d128 training step took
+    // 1610 ms with spinning workers vs 87 ms with passive ones (82 ms on 1 thread). libgomp reads this
+    // when it is loaded, i.e. with the addon just below; a user's own setting wins.
+    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.OMP_WAIT_POLICY = "passive";
     const require = createRequire(import.meta.url);
     const raw = require(nativeBinaryPath) as Omit<NativeEngine, "info"> & { info(): Omit<NativeInfo, "path"> };
     // The addon's properties are read-only and not enumerable: copy them into a plain object.
