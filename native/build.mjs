@@ -2,7 +2,8 @@
 // Builds native/build/ktu_native.node with the machine's C++ compiler, no download and no node-gyp:
 // one object per ISA level (each with its own -m flags, never -march=native, so the binary runs on any
 // x86-64 and picks its kernels at load time), linked with OpenMP. Exit code 0 on success; on failure it
-// prints why and exits 1. Used by `node native/build.mjs` and lazily by src/model/native.ts.
+// prints why and exits 1, or with --optional (the package's install script: a machine without a
+// compiler must still install) prints one line and exits 0. Also run lazily by src/model/native.ts.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -14,6 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "build");
 const target = join(out, "ktu_native.node");
 const quiet = process.argv.includes("--quiet");
+const optional = process.argv.includes("--optional");
 
 function nodeInclude() {
   const candidates = [
@@ -71,6 +73,10 @@ async function main() {
 
 main().catch((error) => {
   const msg = error && error.stderr ? String(error.stderr).trim().split("\n").slice(0, 20).join("\n") : String(error?.message ?? error);
+  if (optional) {
+    console.log(`native: build skipped (${msg.split("\n")[0]}); the wasm engine will be used`);
+    process.exit(0);
+  }
   console.error(`native: build failed: ${msg}`);
   process.exit(1);
 });
