@@ -1,6 +1,6 @@
 import { attentionBackward, attentionForward, type AttentionShape, type RopeTable } from "./attention-js.ts";
 import { currentBackend, tf } from "./backend.ts";
-import { nAttention, nEmbed, nHeadLoss, nLinear, nLoraInto, nRmsNorm, nSelectRows, nSwiglu } from "./ops-native.ts";
+import { nAttention, nEmbed, nHeadLoss, nLinear, nLinearParts, nLoraInto, nRmsNorm, nSelectRows, nSwiglu } from "./ops-native.ts";
 import { crossEntropy, FrozenLinear, linearT, mm, selectRows, swapLast } from "./tf-ops.ts";
 
 export { crossEntropy, FrozenLinear } from "./tf-ops.ts";
@@ -34,6 +34,8 @@ export interface ProjectionAdapter {
 interface Weight {
   w: tf.Tensor2D;
   frozen?: FrozenLinear;
+  /** Native and frozen, stacked projections: the separate matrices and their row counts (no stacked copy). */
+  parts?: { arrays: Float32Array[]; outs: number[] };
 }
 
 interface LayerTensors {
@@ -199,15 +201,17 @@ export class TfLlama {
       const frozen = new FrozenLinear(values, out, inp);
       return { w: frozen.w, frozen };
     };
+    // Native, frozen: q/k/v (gate/up) stay the caller's separate arrays, each GEMM writing its block.
+    const stacked = (arrays: Float32Array[], outs: number[]): Weight => ({ w: tf.tensor2d([0], [1, 1]), parts: { arrays, outs } });
     this.embedding = param("embedding", tf.tensor2d(w.tokenEmbedding, [c.vocabSize, c.dim]), true);
     this.layers = w.layers.map((l, i) => {
       const biases = l as Partial<Record<"bq" | "bk" | "bv", Float32Array>>;
       return {
         attnNorm: param(`l${i}.attnNorm`, tf.tensor1d(l.attnNorm), false),
-        wqkv: weight(`l${i}.wqkv`, concatFloat(l.wq, l.wk, l.wv), c.dim + 2 * kv, c.dim),
+        wqkv: !trainable && this.native ? stacked([l.wq, l.wk, l.wv], [c.dim, kv, kv]) : weight(`l${i}.wqkv`, concatFloat(l.wq, l.wk, l.wv), c.dim + 2 * kv, c.dim),
         wo: weight(`l${i}.wo`, l.wo, ...projectionShape(c, "wo")),
         ffnNorm: param(`l${i}.ffnNorm`, tf.tensor1d(l.ffnNorm), false),
-        w13: weight(`l${i}.w13`, concatFloat(l.w1, l.w3), 2 * c.hiddenDim, c.dim),
+        w13: !trainable && this.native ? stacked([l.w1, l.w3], [c.hiddenDim, c.hiddenDim]) : weight(`l${i}.w13`, concatFloat(l.w1, l.w3), 2 * c.hiddenDim, c.dim),
         w2: weight(`l${i}.w2`, l.w2, ...projectionShape(c, "w2")),
         bqkv: biases.bq && biases.bk && biases.bv ? tf.tensor1d(concatFloat(biases.bq, biases.bk, biases.bv)) : undefined,
       };
@@ -319,6 +323,10 @@ export class TfLlama {
 
   /** x W^T (+ residual) on the engine's ops. */
   private linear(x: tf.Tensor2D, w: Weight, residual?: tf.Tensor2D): tf.Tensor2D {
+    if (w.parts) {
+      const y = nLinearParts(x, w.parts.arrays, w.parts.outs);
+      return residual ? tf.add(residual, y) : y;
+    }
     if (this.native) return nLinear(x, w.w, this.trainable, residual);
     const y = w.frozen ? w.frozen.apply(x) : linearT(x, w.w);
     return residual ? tf.add(residual, y) : y;

@@ -81,6 +81,41 @@ export function nLinear(x: tf.Tensor2D, w: tf.Tensor2D, trainable: boolean, resi
   return (f as (...t: tf.Tensor[]) => tf.Tensor)(...inputs) as tf.Tensor2D;
 }
 
+/**
+ * y = x [W_1; W_2; ...]^T for frozen weights kept as separate [out_i, in] arrays (the model's own
+ * wq, wk, wv or w1, w3: no stacked copy): each product writes its column block of y (ldc = total).
+ */
+export function nLinearParts(x: tf.Tensor2D, parts: readonly Float32Array[], outs: readonly number[]): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, inp] = x.shape;
+  const total = outs.reduce((a, b) => a + b, 0);
+  const f = tf.customGrad((...args: Args) => {
+    const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([]);
+    const xa = f32(xt);
+    const y = new Float32Array(N * total);
+    let off = 0;
+    parts.forEach((w, i) => {
+      n.sgemm(false, true, N, outs[i]!, inp, 1, xa, inp, w, inp, 0, y.subarray(off), total);
+      off += outs[i]!;
+    });
+    return {
+      value: t2(y, N, total),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = grad(dy);
+        const dx = new Float32Array(N * inp);
+        let at = 0;
+        parts.forEach((w, i) => {
+          n.sgemm(false, false, N, inp, outs[i]!, 1, d.subarray(at), total, w, inp, i === 0 ? 0 : 1, dx, inp);
+          at += outs[i]!;
+        });
+        return t2(dx, N, inp);
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
 /** y with scale * (x A^T) B^T added at columns [offset, offset + out) of y's rows: a LoRA term into a fused projection. */
 export function nLoraInto(y: tf.Tensor2D, x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D, scale: number, offset: number): tf.Tensor2D {
   const n = nativeApi();
