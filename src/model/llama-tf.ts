@@ -1,6 +1,6 @@
 import { attentionBackward, attentionForward, type AttentionShape, type RopeTable } from "./attention-js.ts";
 import { currentBackend, tf } from "./backend.ts";
-import { nAttention, nEmbed, nHeadLoss, nLinear, nLinearParts, nLoraInto, nRmsNorm, nSelectRows, nSwiglu } from "./ops-native.ts";
+import { nAttention, nEmbed, nHeadLoss, nLinear, nLinearParts, nLoraInto, nProject, type NativeLowRank, nRmsNorm, nSelectRows, nSwiglu } from "./ops-native.ts";
 import { crossEntropy, FrozenLinear, linearT, mm, selectRows, swapLast } from "./tf-ops.ts";
 
 export { crossEntropy, FrozenLinear } from "./tf-ops.ts";
@@ -27,7 +27,7 @@ export interface ProjectionAdapter {
    * The low-rank factors (A [r, in], B [out, r], scale) and the input transform (dropout), when the
    * term is scale * input(x) A^T B^T: lets a fused engine add it straight into the projection output.
    */
-  lowRank?(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input(x: tf.Tensor2D): tf.Tensor2D };
+  lowRank?(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input?(x: tf.Tensor2D): tf.Tensor2D };
 }
 
 /** A projection weight [out, in]: a tf.Variable when trainable; frozen ones on TF.js also keep [in, out]. */
@@ -335,7 +335,7 @@ export class TfLlama {
   /** y plus the adapter's term for `projection` of input x, at columns [offset, ...) of y (native fused layouts). */
   private adaptInto(y: tf.Tensor2D, x: tf.Tensor2D, adapter: ProjectionAdapter, layer: number, projection: LlamaProjection, offset: number): tf.Tensor2D {
     const lr = adapter.lowRank?.(layer, projection);
-    if (lr) return nLoraInto(y, lr.input(x), lr.a, lr.b, lr.scale, offset);
+    if (lr) return nLoraInto(y, lr.input ? lr.input(x) : x, lr.a, lr.b, lr.scale, offset);
     const delta = adapter.delta(layer, projection, x);
     const width = delta.shape[1];
     const total = y.shape[1];
@@ -410,27 +410,30 @@ export class TfLlama {
     const { cos, sin } = this.nativeTables(seq);
     const shape = { batch, seq, heads: c.nHeads, kvHeads: c.nKvHeads, headDim: hs, cos, sin, ropeStyle: (c.ropeStyle === "interleaved" ? 0 : 1) as 0 | 1 };
     let x = nEmbed(this.embedding, ids, this.trainable);
+    // One op per projection with its LoRA terms fused in (adapters with dropout or without factors
+    // fall back to adding their delta); the wo and w2 products add into the residual stream.
+    const project = (input: tf.Tensor2D, w: Weight, l: number, terms: [LlamaProjection, number][], residual?: tf.Tensor2D): tf.Tensor2D => {
+      const loras: NativeLowRank[] = [];
+      const rest: [LlamaProjection, number][] = [];
+      for (const [p, offset] of terms) {
+        if (!adapter?.has(l, p)) continue;
+        const lr = adapter.lowRank?.(l, p);
+        if (lr && !lr.input) loras.push({ a: lr.a, b: lr.b, scale: lr.scale, offset });
+        else rest.push([p, offset]);
+      }
+      let y = nProject(input, w, this.trainable, loras, residual);
+      for (const [p, offset] of rest) y = this.adaptInto(y, input, adapter!, l, p, offset);
+      return y;
+    };
     this.layers.forEach((L, l) => {
       const h = this.rmsNorm(x, L.attnNorm);
-      let qkv = this.linear(h, L.wqkv);
+      let qkv = project(h, L.wqkv, l, [["wq", 0], ["wk", c.dim], ["wv", c.dim + kvDim]]);
       if (L.bqkv) qkv = tf.add(qkv, L.bqkv);
-      if (adapter) {
-        if (adapter.has(l, "wq")) qkv = this.adaptInto(qkv, h, adapter, l, "wq", 0);
-        if (adapter.has(l, "wk")) qkv = this.adaptInto(qkv, h, adapter, l, "wk", c.dim);
-        if (adapter.has(l, "wv")) qkv = this.adaptInto(qkv, h, adapter, l, "wv", c.dim + kvDim);
-      }
       const attn = nAttention(qkv, shape);
-      x = this.linear(attn, L.wo, x);
-      if (adapter?.has(l, "wo")) x = this.adaptInto(x, attn, adapter, l, "wo", 0);
+      x = project(attn, L.wo, l, [["wo", 0]], x);
       const h2 = this.rmsNorm(x, L.ffnNorm);
-      let gu = this.linear(h2, L.w13);
-      if (adapter) {
-        if (adapter.has(l, "w1")) gu = this.adaptInto(gu, h2, adapter, l, "w1", 0);
-        if (adapter.has(l, "w3")) gu = this.adaptInto(gu, h2, adapter, l, "w3", c.hiddenDim);
-      }
-      const act = nSwiglu(gu);
-      x = this.linear(act, L.w2, x);
-      if (adapter?.has(l, "w2")) x = this.adaptInto(x, act, adapter, l, "w2", 0);
+      const gu = project(h2, L.w13, l, [["w1", 0], ["w3", c.hiddenDim]]);
+      x = project(nSwiglu(gu), L.w2, l, [["w2", 0]], x);
     });
     return this.rmsNorm(x, this.finalNorm);
   }

@@ -116,6 +116,93 @@ export function nLinearParts(x: tf.Tensor2D, parts: readonly Float32Array[], out
   return f(x) as tf.Tensor2D;
 }
 
+/** A LoRA term of a fused projection: scale * (x A^T) B^T into columns [offset, offset + rows of B). */
+export interface NativeLowRank {
+  a: tf.Tensor2D;
+  b: tf.Tensor2D;
+  scale: number;
+  offset: number;
+}
+
+/**
+ * One op for a projection and its LoRA terms: y = (residual +) x W^T + sum_i scale_i (x A_i^T) B_i^T,
+ * W frozen (stacked `parts`, or `w`) or trainable (`w`, then its gradient too). Against separate ops
+ * it saves a copy of y per adapter on the way in and a JS add of dx per adapter on the way back (the
+ * low-rank products accumulate into dx with beta = 1).
+ */
+export function nProject(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; parts?: { arrays: readonly Float32Array[]; outs: readonly number[] } }, trainable: boolean, loras: readonly NativeLowRank[], residual?: tf.Tensor2D): tf.Tensor2D {
+  const n = nativeApi();
+  const [N, inp] = x.shape;
+  const parts = weight.parts ?? { arrays: [] as Float32Array[], outs: [weight.w!.shape[0]] };
+  const total = parts.outs.reduce((a, b) => a + b, 0);
+  const frozenW = !trainable && !weight.parts ? f32(weight.w!) : undefined;
+  const f = tf.customGrad((...args: Args) => {
+    const save = args.at(-1) as tf.GradSaveFunc;
+    save([]);
+    let k = 0;
+    const xa = f32(args[k++] as tf.Tensor);
+    const wa = trainable ? f32(args[k++] as tf.Tensor) : frozenW;
+    const res = residual ? f32(args[k++] as tf.Tensor) : undefined;
+    const fac = loras.map(() => ({ a: f32(args[k++] as tf.Tensor), b: f32(args[k++] as tf.Tensor) }));
+    const y = res ? Float32Array.from(res) : new Float32Array(N * total);
+    const beta = res ? 1 : 0;
+    if (wa) n.sgemm(false, true, N, total, inp, 1, xa, inp, wa, inp, beta, y, total);
+    else {
+      let off = 0;
+      parts.arrays.forEach((w, i) => {
+        n.sgemm(false, true, N, parts.outs[i]!, inp, 1, xa, inp, w, inp, beta, y.subarray(off), total);
+        off += parts.outs[i]!;
+      });
+    }
+    const lows = loras.map((l, i) => {
+      const r = l.a.shape[0];
+      const out = l.b.shape[0];
+      const low = new Float32Array(N * r);
+      n.sgemm(false, true, N, r, inp, 1, xa, inp, fac[i]!.a, inp, 0, low, r);
+      n.sgemm(false, true, N, out, r, l.scale, low, r, fac[i]!.b, r, 1, y.subarray(l.offset), total);
+      return low;
+    });
+    return {
+      value: t2(y, N, total),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = grad(dy);
+        const dx = new Float32Array(N * inp);
+        if (wa) n.sgemm(false, false, N, inp, total, 1, d, total, wa, inp, 0, dx, inp);
+        else {
+          let at = 0;
+          parts.arrays.forEach((w, i) => {
+            n.sgemm(false, false, N, inp, parts.outs[i]!, 1, d.subarray(at), total, w, inp, i === 0 ? 0 : 1, dx, inp);
+            at += parts.outs[i]!;
+          });
+        }
+        const grads: tf.Tensor[] = [];
+        if (trainable) {
+          const dw = new Float32Array(total * inp);
+          n.sgemm(true, false, total, inp, N, 1, d, total, xa, inp, 0, dw, inp);
+          grads.push(t2(dw, total, inp));
+        }
+        if (residual) grads.push(t2(d, N, total));
+        loras.forEach((l, i) => {
+          const r = l.a.shape[0];
+          const out = l.b.shape[0];
+          const view = d.subarray(l.offset);
+          const db = new Float32Array(out * r);
+          n.sgemm(true, false, out, r, N, l.scale, view, total, lows[i]!, r, 0, db, r);
+          const dLow = new Float32Array(N * r);
+          n.sgemm(false, false, N, r, out, l.scale, view, total, fac[i]!.b, r, 0, dLow, r);
+          const da = new Float32Array(r * inp);
+          n.sgemm(true, false, r, inp, N, 1, dLow, r, xa, inp, 0, da, inp);
+          n.sgemm(false, false, N, inp, r, 1, dLow, r, fac[i]!.a, inp, 1, dx, inp);
+          grads.push(t2(da, r, inp), t2(db, out, r));
+        });
+        return [t2(dx, N, inp), ...grads];
+      },
+    };
+  });
+  const inputs: tf.Tensor[] = [x, ...(trainable ? [weight.w!] : []), ...(residual ? [residual] : []), ...loras.flatMap((l) => [l.a, l.b])];
+  return (f as (...t: tf.Tensor[]) => tf.Tensor)(...inputs) as tf.Tensor2D;
+}
+
 /** y with scale * (x A^T) B^T added at columns [offset, offset + out) of y's rows: a LoRA term into a fused projection. */
 export function nLoraInto(y: tf.Tensor2D, x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D, scale: number, offset: number): tf.Tensor2D {
   const n = nativeApi();

@@ -148,9 +148,10 @@ export class LoraAdapter implements ProjectionAdapter {
   }
 
   /** The factors for an engine that fuses the term into the projection (llama-tf's native path). */
-  lowRank(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input(x: tf.Tensor2D): tf.Tensor2D } {
+  lowRank(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input?(x: tf.Tensor2D): tf.Tensor2D } {
     const pair = this.pairs.get(key(layer, projection))!;
-    return { a: pair.a.variable as unknown as tf.Tensor2D, b: pair.b.variable as unknown as tf.Tensor2D, scale: this.scale, input: (x) => this.dropout(x) };
+    const dropping = this.settings.dropout > 0 && this.dropoutRng !== undefined;
+    return { a: pair.a.variable as unknown as tf.Tensor2D, b: pair.b.variable as unknown as tf.Tensor2D, scale: this.scale, ...(dropping ? { input: (x: tf.Tensor2D) => this.dropout(x) } : {}) };
   }
 
   /** Inverted dropout of the adapter's input while training (dropoutRng set), else x itself. */
