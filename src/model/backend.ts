@@ -67,10 +67,11 @@ async function tryBackend(name: EngineName): Promise<void> {
   switch (name) {
     case "native": {
       // Loads the addon first (a failed build throws here), then the cpu backend its tensors live on.
-      const { loadNativeOps } = await import("./ops-native.ts");
+      const { installFastCpuAdd, loadNativeOps } = await import("./ops-native.ts");
       nativeDetail = await loadNativeOps();
       await import("@tensorflow/tfjs-backend-cpu");
       if (!(await tf.setBackend("cpu"))) throw new Error("the cpu backend did not initialise");
+      installFastCpuAdd();
       return;
     }
     case "tensorflow-gpu":

@@ -33,6 +33,37 @@ export function setNativeApi(impl: NativeApi): void {
   api = impl;
 }
 
+let fastAdd = false;
+
+/**
+ * Replaces the cpu backend's Add for same-shape float32 tensors with a plain loop (the stock kernel
+ * computes broadcast indices per element: 0.5 ms for a 512x64 add). The tape sums gradients with Add
+ * wherever a tensor feeds two ops (the residual stream, a tied embedding): 11% of a native LoRA step on
+ * stories260K went there. Other shapes and dtypes go to the stock kernel.
+ */
+export function installFastCpuAdd(): void {
+  if (fastAdd) return;
+  const stock = tf.getKernel("Add", "cpu");
+  if (!stock) return;
+  fastAdd = true;
+  tf.unregisterKernel("Add", "cpu");
+  tf.registerKernel({
+    kernelName: "Add",
+    backendName: "cpu",
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const same = a.dtype === "float32" && b.dtype === "float32" && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+      if (!same) return stock.kernelFunc(args);
+      const backend = args.backend as unknown as { data: { get(id: unknown): { values: Float32Array } }; makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
+      const av = backend.data.get(a.dataId).values;
+      const bv = backend.data.get(b.dataId).values;
+      const out = new Float32Array(av.length);
+      for (let i = 0; i < out.length; i++) out[i] = av[i]! + bv[i]!;
+      return backend.makeTensorInfo(a.shape, "float32", out);
+    },
+  });
+}
+
 export function nativeApi(): NativeApi {
   if (!api) throw new Error("the native engine is not loaded (initBackend picked another engine)");
   return api;
