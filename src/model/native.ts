@@ -71,7 +71,7 @@ function firstLine(error: unknown): string {
 }
 
 /**
- * Loads the addon, building it first when missing or stale (one line on stderr; about 6 s). Never
+ * Loads the addon, building it first when missing or stale (one line on stderr; 10-40 s). Never
  * throws: a missing compiler, a failed build or a failed load comes back as { reason }.
  */
 export function loadNative(options: LoadNativeOptions = {}): NativeLoad {
@@ -80,12 +80,12 @@ export function loadNative(options: LoadNativeOptions = {}): NativeLoad {
   const binaryTime = existsSync(nativeBinaryPath) ? statSync(nativeBinaryPath).mtimeMs : -1;
   const srcTime = sourcesMtime();
   if (build && srcTime > 0 && binaryTime < srcTime) {
-    if (!options.quiet) process.stderr.write(`native: ${binaryTime < 0 ? "building" : "rebuilding"} the compute core with g++ (once, a few seconds)\n`);
+    if (!options.quiet) process.stderr.write(`native: ${binaryTime < 0 ? "building" : "rebuilding"} the compute core with g++ (once; 10-40 s)\n`);
     try {
       execFileSync(process.execPath, [join(nativeDir, "build.mjs"), "--quiet"], { stdio: ["ignore", "pipe", "pipe"], timeout: 300_000 });
     } catch (error) {
       // A binary that exists but is stale still loads; only a missing one is fatal here.
-      if (binaryTime < 0) return (cached = { reason: `native build failed: ${firstLine(error)}` });
+      if (binaryTime < 0) return (cached = { reason: `native build failed: ${firstLine(error).replace(/^native: build failed: /, "")}` });
     }
   }
   if (!existsSync(nativeBinaryPath)) {
