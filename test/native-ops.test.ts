@@ -125,7 +125,7 @@ test("native: loads and reports its SIMD level", { skip }, () => {
 test("native sgemm: every transpose combination, odd sizes, strides, alpha/beta, vs float64", { skip }, () => {
   const e = native();
   const r = rng(1);
-  const shapes: Array<[number, number, number]> = [[1, 1, 1], [1, 17, 3], [3, 1, 5], [17, 33, 1], [15, 31, 257], [29, 65, 300], [64, 70, 520], [130, 8, 96], [70, 31, 40], [8, 600, 130]];
+  const shapes: Array<[number, number, number]> = [[1, 1, 1], [1, 17, 3], [3, 1, 5], [17, 33, 1], [15, 31, 257], [29, 65, 300], [64, 70, 520], [130, 8, 96], [70, 31, 40], [8, 600, 130], [4, 300, 1000], [2, 50, 33]];
   for (const [M, N, K] of shapes)
     for (const ta of [false, true])
       for (const tb of [false, true]) {
