@@ -13,7 +13,10 @@ import type { LlamaConfig } from "../src/model/types.ts";
  * must be bit-identical) and with each SIMD level the CPU has.
  */
 const loaded = loadNative();
-const required = process.env.CI !== undefined || process.env.KTU_REQUIRE_NATIVE === "1";
+// Required (a failed load fails the tests instead of skipping them) on CI, or when KTU_TEST_ENGINES
+// names native (test/helpers/engines.ts), or with KTU_REQUIRE_NATIVE=1.
+const required =
+  process.env.CI !== undefined || process.env.KTU_REQUIRE_NATIVE === "1" || (process.env.KTU_TEST_ENGINES ?? "").split(",").includes("native");
 const skip = loaded.engine ? false : required ? false : `native addon unavailable: ${loaded.reason}`;
 const native = (): NativeEngine => {
   if (!loaded.engine) throw new Error(`native addon unavailable (required on CI): ${loaded.reason}`);
