@@ -273,6 +273,29 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return undefinedValue(env);
 }
 
+napi_value AttentionCached(napi_env env, napi_callback_info info) {
+  // (q, k, v, R, pos, H, KVH, hd, cos, sin, ropeStyle, kCache, vCache, out)
+  Args a(env, info, "attentionCached", 14);
+  long R = a.size(3, "R"), pos = a.size(4, "pos"), H = a.size(5, "H"), KVH = a.size(6, "KVH"), hd = a.size(7, "hd");
+  long style = a.size(10, "ropeStyle");
+  if (a.failed) return nullptr;
+  if (style > 1) a.fail("RangeError", "ropeStyle must be 0 (interleaved) or 1 (rotate-half)");
+  if (KVH == 0 || H % KVH) a.fail("RangeError", "H %ld is not a multiple of KVH %ld", H, KVH);
+  if (hd % 2) a.fail("RangeError", "hd %ld must be even", hd);
+  size_t end = size_t(pos + R);
+  const float* q = a.f32(0, "q", size_t(R * H * hd));
+  const float* k = a.f32(1, "k", size_t(R * KVH * hd));
+  const float* v = a.f32(2, "v", size_t(R * KVH * hd));
+  const float* cs = a.f32(8, "cos", end * size_t(hd));
+  const float* sn = a.f32(9, "sin", end * size_t(hd));
+  float* kc = a.f32(11, "kCache", end * size_t(KVH * hd));
+  float* vc = a.f32(12, "vCache", end * size_t(KVH * hd));
+  float* out = a.f32(13, "out", size_t(R * H * hd));
+  if (a.failed || R == 0) return a.failed ? nullptr : undefinedValue(env);
+  ops->attentionCached(q, k, v, R, pos, H, KVH, hd, cs, sn, int(style), kc, vc, out, threads);
+  return undefinedValue(env);
+}
+
 napi_value RmsnormForward(napi_env env, napi_callback_info info) {
   // (x, w, N, D, eps, y, rstd)
   Args a(env, info, "rmsnormForward", 7);
@@ -420,6 +443,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionCached", nullptr, AttentionCached, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsnormForward", nullptr, RmsnormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsnormBackward", nullptr, RmsnormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluForward", nullptr, SwigluForward, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -14,6 +14,9 @@ struct KtuOps {
   void (*attentionBackward)(const float* dout, const float* q, const float* k, const float* v, const float* out,
                             const float* lse, long B, long T, long H, long KVH, long hd, const float* cos,
                             const float* sin, int ropeStyle, float* dq, float* dk, float* dv, long ldq, long ldkv, int threads);
+  void (*attentionCached)(const float* q, const float* k, const float* v, long R, long pos, long H, long KVH, long hd,
+                          const float* cos, const float* sin, int ropeStyle, float* kCache, float* vCache, float* out,
+                          int threads);
   void (*rmsnormForward)(const float* x, const float* w, long N, long D, float eps, float* y, float* rstd, int threads);
   void (*rmsnormBackward)(const float* dy, const float* x, const float* w, const float* rstd, long N, long D,
                           float* dx, float* dw, int threads);

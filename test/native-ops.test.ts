@@ -511,3 +511,34 @@ test("native adamw is bit-identical to pretrain.ts's JS loop; sumSquares matches
   assert.equal(e.sumSquares(g), s2, "sumSquares depends on the thread count");
   assert.equal(e.sumSquares(new Float32Array(0)), 0);
 });
+
+test("native attentionCached: a prefill then token-by-token decode on a KV cache gives attentionForward's rows", { skip }, () => {
+  const e = native();
+  for (const c of [
+    { B: 1, T: 70, H: 4, KV: 2, hd: 16, style: "interleaved" },
+    { B: 1, T: 9, H: 3, KV: 3, hd: 6, style: "rotate-half" },
+  ] as AttnCase[]) {
+    const r = rng(99 + c.T);
+    const { T, H, KV, hd } = c;
+    const q = randn(r, T * H * hd);
+    const k = randn(r, T * KV * hd);
+    const v = randn(r, T * KV * hd);
+    const { cos, sin } = tables(c);
+    const style = c.style === "interleaved" ? 0 : 1;
+    const want = new Float32Array(T * H * hd);
+    e.attentionForward(q, k, v, 1, T, H, KV, hd, cos, sin, style, want, new Float32Array(H * T));
+    const [got] = acrossConfigs(e, () => {
+      const kCache = new Float32Array(T * KV * hd);
+      const vCache = new Float32Array(T * KV * hd);
+      const out = new Float32Array(T * H * hd);
+      const prefill = Math.floor(T / 2);
+      e.attentionCached(q, k, v, prefill, 0, H, KV, hd, cos, sin, style, kCache, vCache, out);
+      for (let p = prefill; p < T; p++) {
+        e.attentionCached(q.subarray(p * H * hd), k.subarray(p * KV * hd), v.subarray(p * KV * hd), 1, p, H, KV, hd, cos, sin, style, kCache, vCache, out.subarray(p * H * hd));
+      }
+      return [out];
+    });
+    close(got!, want, `cached vs full attention T${T} ${c.style}`, 1e-5);
+    assert.throws(() => e.attentionCached(q, k, v, 2, T - 1, H, KV, hd, cos, sin, style, new Float32Array(T * KV * hd), new Float32Array(T * KV * hd), new Float32Array(2 * H * hd)), RangeError);
+  }
+});

@@ -29,6 +29,8 @@ export interface NativeEngine {
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, out: Float32Array, lse: Float32Array, ldq?: number, ldkv?: number): void;
   attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, dq: Float32Array, dk: Float32Array, dv: Float32Array, ldq?: number, ldkv?: number): void;
+  /** One sequence continued on a KV cache (prefill: pos 0; decode: R = 1); see native/README.md. */
+  attentionCached(q: Float32Array, k: Float32Array, v: Float32Array, R: number, pos: number, H: number, KVH: number, hd: number, cos: Float32Array, sin: Float32Array, ropeStyle: 0 | 1, kCache: Float32Array, vCache: Float32Array, out: Float32Array): void;
   rmsnormForward(x: Float32Array, w: Float32Array, N: number, D: number, eps: number, y: Float32Array, rstd: Float32Array): void;
   rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, N: number, D: number, dx: Float32Array, dw: Float32Array): void;
   swigluForward(gu: Float32Array, N: number, F: number, h: Float32Array): void;
