@@ -425,15 +425,27 @@ export class TfLlama {
       for (const [p, offset] of rest) y = this.adaptInto(y, input, adapter!, l, p, offset);
       return y;
     };
-    this.layers.forEach((L, l) => {
+    const layer = (L: LayerTensors, l: number): tf.Tensor2D => {
       const h = this.rmsNorm(x, L.attnNorm);
       let qkv = project(h, L.wqkv, l, [["wq", 0], ["wk", c.dim], ["wv", c.dim + kvDim]]);
       if (L.bqkv) qkv = tf.add(qkv, L.bqkv);
       const attn = nAttention(qkv, shape);
-      x = project(attn, L.wo, l, [["wo", 0]], x);
-      const h2 = this.rmsNorm(x, L.ffnNorm);
+      const mid = project(attn, L.wo, l, [["wo", 0]], x);
+      const h2 = this.rmsNorm(mid, L.ffnNorm);
       const gu = project(h2, L.w13, l, [["w1", 0], ["w3", c.hiddenDim]]);
-      x = project(nSwiglu(gu), L.w2, l, [["w2", 0]], x);
+      return project(nSwiglu(gu), L.w2, l, [["w2", 0]], mid);
+    };
+    // Without a gradient tape (scoring, evaluation) each layer's temporaries are released as it ends,
+    // so the garbage collector can take their arrays: one outer scope kept all 30 layers' alive (+0.6 GB
+    // on the 135M shape).
+    const taping = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+    this.layers.forEach((L, l) => {
+      if (taping) x = layer(L, l);
+      else {
+        const prev = x;
+        x = tf.tidy(() => layer(L, l));
+        if (l > 0) prev.dispose();
+      }
     });
     return this.rmsNorm(x, this.finalNorm);
   }
