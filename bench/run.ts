@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { writeFileAtomicSync } from "../src/util/fs.ts";
 import { repoRoot } from "../src/util/paths.ts";
 
-const benches = ["hotpot-stream", "kernel", "decode", "serve", "lora-step", "pretrain-throughput"] as const;
+const benches = ["hotpot-stream", "kernel", "decode", "serve", "lora-step", "pretrain-throughput", "lora-135m"] as const;
+/** Benches against PyTorch on the CPU: their figures enter the README only from a run whose load stayed under 0.3 per core. */
+const loadGated: ReadonlySet<string> = new Set(["lora-step", "pretrain-throughput", "lora-135m"]);
 type Bench = (typeof benches)[number];
 type Json = Record<string, any>;
 
@@ -38,28 +40,56 @@ const summarise: Record<Bench, (r: Json) => string[][]> = {
       `${fixed(level.ratio_vs_runc_single_stream)}x run.c`,
     ]),
   "lora-step": (r) => {
+    const torchAt = (threads: number): Json | null => (threads > 1 ? r.torch_all_cores : r.torch);
     const best = (r.ours as Json[]).find((o) => o.variant === r.best_variant) ?? r.ours[0];
-    return [
-      [`LoRA step, stories260K r=8 wq,wv, batch 8x64 (${best.variant})`, `${best.ms_per_step} ms wall, ${best.cpu_ms_per_step} ms CPU, RSS ${r.ours_peak_rss_mb} MB`, `PyTorch ${r.torch.version} CPU: ${r.torch.ms_per_step} ms wall, ${r.torch.cpu_ms_per_step} ms CPU`, `${fixed(best.ratio_vs_torch)}x wall, ${fixed(best.cpu_ratio_vs_torch)}x CPU time`],
-    ];
+    const shown = (r.ours as Json[]).filter((o) => String(o.variant).startsWith("native") || o === best);
+    return shown.map((o) => {
+      const t = torchAt(o.threads ?? 1);
+      return [`LoRA step, stories260K r=8 wq,wv, batch 8x64 (${o.variant})`, `${o.ms_per_step} ms wall, ${o.cpu_ms_per_step} ms CPU, RSS ${r.ours_peak_rss_mb} MB`, t ? `PyTorch ${t.version}, ${t.threads} thread${t.threads > 1 ? "s" : ""}: ${t.ms_per_step} ms wall, RSS ${fixed(t.peak_rss_mb, 0)} MB${r.torch_fallback ? " (Debian fallback)" : ""}` : "PyTorch: not run", `${fixed(o.ratio_vs_torch)}x wall, ${fixed(o.cpu_ratio_vs_torch)}x CPU time`];
+    });
   },
   "pretrain-throughput": (r) =>
-    (r.results as Json[]).map((s) => [`Full training step, ${s.shape} (${(s.params / 1e6).toFixed(2)}M params), ${s.batch}`, `${s.ktu_tokens_per_s} tok/s`, `PyTorch CPU: ${s.torch_tokens_per_s} tok/s`, `${fixed(s.ratio_vs_torch)}x`]),
+    (r.results as Json[]).flatMap((s) =>
+      Object.entries((s.by_threads ?? { [String(s.threads ?? 1)]: s }) as Record<string, Json>).map(([threads, t]) => [
+        `Full training step, ${s.shape} (${(s.params / 1e6).toFixed(2)}M params), ${s.batch}, ${threads} thread${threads === "1" ? "" : "s"}`,
+        `${t.ktu_tokens_per_s} tok/s, RSS ${t.ktu_peak_rss_mb ?? "?"} MB (${s.engine ?? r.backend})`,
+        `PyTorch ${r.torch?.version ?? ""}${r.torch_fallback ? " (Debian fallback)" : ""}: ${t.torch_tokens_per_s} tok/s, RSS ${t.torch_peak_rss_mb ?? "?"} MB`,
+        `${fixed(t.ratio_vs_torch)}x`,
+      ]),
+    ),
+  "lora-135m": (r) =>
+    (r.results as Json[]).map((x) => [
+      `${x.job}, ${x.shape}, ${x.threads} thread${x.threads > 1 ? "s" : ""}`,
+      `${x.ms_per_step} ms, ${x.tokens_per_s} tok/s, RSS ${x.ktu_peak_rss_mb} MB (${String(x.engine ?? "").replace(/^engine: /, "")})`,
+      `PyTorch ${r.torch?.version ?? ""}${r.torch_fallback ? " (Debian fallback)" : ""}: ${x.torch_ms_per_step} ms, RSS ${x.torch_peak_rss_mb} MB`,
+      `${fixed(x.ratio_vs_torch)}x time, ${fixed(x.rss_ratio_vs_torch)}x memory`,
+    ]),
 };
+
+const readResult = (name: string): Json | undefined => {
+  const file = join(repoRoot, "bench", "results", `${name}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Json) : undefined;
+};
+
+/** Why a load-gated result stays out of the table (undefined: it may go in). */
+function notIdle(name: string, r: Json): string | undefined {
+  if (!loadGated.has(name) || r.idle === true) return undefined;
+  if (r.idle === undefined) return `bench/${name}.ts: its result file has no load check (older run)`;
+  return `bench/${name}.ts ran at load average ${r.loadavg_before} before, ${r.loadavg_after} after on ${r.cpus} cores (over 0.3 per core)`;
+}
 
 function readmeTable(): string {
   const rows: string[][] = [];
   const dates: string[] = [];
   for (const name of benches) {
-    const file = join(repoRoot, "bench", "results", `${name}.json`);
-    if (!existsSync(file)) continue;
-    const result = JSON.parse(readFileSync(file, "utf8")) as Json;
-    if (typeof result.date === "string") dates.push(`${name} ${result.date.slice(0, 16).replace("T", " ")}`);
+    const result = readResult(name);
+    if (!result || notIdle(name, result)) continue;
+    if (typeof result.date === "string") dates.push(`${name} ${result.date.slice(0, 16).replace("T", " ")}${loadGated.has(name) ? ` (load ${result.loadavg_before} / ${result.loadavg_after})` : ""}`);
     rows.push(...summarise[name](result).map((row) => [...row, `bench/${name}.ts`]));
   }
   const head = "| what | ours | peer, same run | ratio | bench |\n|---|---|---|---|---|\n";
   const body = rows.map((row) => `| ${row.join(" | ")} |`).join("\n");
-  return `${head}${body}\n\nMeasured on the 2-core development machine (UTC): ${dates.join("; ")}. Other jobs shared the machine during several of these runs, so wall-clock ratios are noisy; the benches that can also print CPU-time ratios do.\n`;
+  return `${head}${body}\n\nMeasured on the 2-core development machine (UTC): ${dates.join("; ")}. The PyTorch rows (same shapes, same thread count, measured alternately in one run) enter this table only from runs whose load average stayed under 0.3 per core; the other rows' runs may have shared the machine.\n`;
 }
 
 function updateReadme(): void {
@@ -72,8 +102,9 @@ function updateReadme(): void {
 }
 
 const args = process.argv.slice(2);
+let chosen: string[] = [];
 if (!args.includes("--readme-only")) {
-  const chosen = args.length > 0 ? args : [...benches];
+  chosen = args.length > 0 ? args : [...benches];
   for (const name of chosen) {
     if (!(benches as readonly string[]).includes(name)) throw new Error(`unknown bench ${JSON.stringify(name)}; one of ${benches.join(", ")}`);
     process.stderr.write(`== bench/${name}.ts\n`);
@@ -81,4 +112,8 @@ if (!args.includes("--readme-only")) {
     if (run.status !== 0) process.stderr.write(`bench/${name}.ts exited with ${run.status}\n`);
   }
 }
-updateReadme();
+// A run on a busy machine leaves the README as it is, and says so.
+const busy = chosen.map((name) => [name, readResult(name)] as const).flatMap(([name, r]) => (r ? [notIdle(name, r)] : [])).filter((x): x is string => x !== undefined);
+if (busy.length > 0) {
+  process.stderr.write(`README table left unchanged: ${busy.join("; ")}. Rerun on an idle machine.\n`);
+} else updateReadme();

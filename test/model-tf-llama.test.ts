@@ -6,6 +6,7 @@ import { TfLlama, crossEntropy } from "../src/model/llama-tf.ts";
 import { loadLlama2c } from "../src/model/llama2c.ts";
 import { dataPath } from "../src/util/paths.ts";
 import type { LlamaModelData } from "../src/model/types.ts";
+import { testEngines } from "./helpers/engines.ts";
 
 interface Reference {
   ids: number[];
@@ -42,8 +43,9 @@ function maxDiff(logits: Float32Array, vocab: number): number {
   return worst;
 }
 
-for (const backend of ["wasm", "cpu"] as const) {
-  test(`TF.js Llama matches llama2.c logits on stories260K (${backend})`, async () => {
+const nativeSkip = testEngines().find((e) => e.engine === "native")?.skip ?? "KTU_TEST_ENGINES leaves native out";
+for (const backend of ["wasm", "cpu", "native"] as const) {
+  test(`TF.js Llama matches llama2.c logits on stories260K (${backend})`, { skip: backend === "native" ? nativeSkip : false }, async () => {
     await initBackend(backend);
     const ids = Int32Array.from(reference.ids);
     const tfModel = new TfLlama(model);

@@ -30,11 +30,16 @@ const results = () => JSON.parse(readFileSync(join(dir, "report", "results.json"
 test("ktu start --quick writes out/report/index.html, results.json, adapters and trainer logs", () => {
   assert.equal(first.status, 0, first.stderr + first.stdout.slice(-2000));
   assert.match(first.stdout, /Report: .*index\.html/);
-  // A fresh run reads as one: the backend named (README), no "already done" from the seed workers.
-  assert.match(first.stdout, /^TF\.js backend: \S+/m);
+  // A fresh run reads as one: the engine named (README), no "already done" from the seed workers.
   assert.doesNotMatch(first.stdout, /already done/);
   const r = results();
-  for (const key of ["generated", "source", "model", "settings", "data", "seconds", "step_seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
+  for (const key of ["generated", "source", "model", "settings", "data", "engine", "seconds", "step_seconds", "overlap_reference_auroc", "arms", "pattern", "authors_temp_py", "trained"]) assert.ok(key in r, `results.json has ${key}`);
+  // The run names its engine on its second line, and results.json records the same one.
+  const line = first.stdout.split("\n").find((l) => l.startsWith("engine: "));
+  assert.ok(line, "ktu start prints its engine");
+  assert.equal(r.engine.line, line);
+  assert.match(r.engine.name, /^(native|wasm|tensorflow|tensorflow-gpu|cpu)$/);
+  if (process.env.KTU_ENGINE) assert.equal(r.engine.name, process.env.KTU_ENGINE);
   assert.deepEqual(r.arms.map((a: { id: string }) => a.id), ["base", "stage1", "qa", "stage2", "stage1_qa", "stage1_stage2"]);
   for (const arm of r.arms) {
     assert.equal(arm.seeds.length, 1, arm.id);

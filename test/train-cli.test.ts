@@ -33,7 +33,7 @@ test("ktu train --config runs a LLaMA-Factory YAML: notes, progress, trainer_log
   assert.equal(r.status, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /note: bf16: accepted and ignored/);
   assert.match(r.stdout, /note: preprocessing_num_workers: accepted and ignored/);
-  assert.match(r.stdout, /TF\.js backend: wasm/);
+  assert.match(r.stdout, /^engine: (native|wasm|tensorflow|tensorflow-gpu|cpu)\b/m, "the run names its engine");
   assert.match(r.stdout, /warning: [1-6] of 6 rows are longer than cutoff_len 40 \(longest \d+ tokens\) and were truncated/);
   assert.match(r.stdout, /step 4\/4  loss \d+\.\d{4}/);
   const log = readFileSync(join(dir, "out", "trainer_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));

@@ -11,13 +11,14 @@ import { parseSafetensors, readSafetensors, serializeSafetensors, tensorToFloat3
 import { LoraAdapter, mergeLora, parseLoraTargets } from "../src/train/lora.ts";
 import { dataPath } from "../src/util/paths.ts";
 import { Rng } from "../src/util/rng.ts";
+import { testEngines } from "./helpers/engines.ts";
 
 const model = loadLlama2c(dataPath("models/stories260K/stories260K.bin"));
 const ids = Int32Array.from([1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 285, 300]);
 const maxAbsDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
-test("a fresh LoRA (B = 0) gives exactly the base logits; merging equals the adapter forward", async () => {
-  await initBackend("wasm");
+for (const { engine, skip } of testEngines()) test(`a fresh LoRA (B = 0) gives exactly the base logits; merging equals the adapter forward (${engine})`, { skip }, async () => {
+  await initBackend(engine);
   const tfModel = new TfLlama(model);
   const adapter = LoraAdapter.create(model.config, { rank: 8, alpha: 16, dropout: 0, targets: ["wq", "wv", "w2"] }, new Rng(7));
   const base = tfModel.logits(ids, 1, ids.length);

@@ -5,20 +5,22 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../src/util/paths.ts";
+import { testEngines } from "./helpers/engines.ts";
 
 const child = join(repoRoot, "test", "helpers", "train-child.ts");
 type Line = { step?: number; loss?: number; gradNorm?: number; started?: number; done?: boolean };
 const parse = (text: string): Line[] => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Line);
 
-test("kill -9 mid-run, then resume: the same loss curve as an uninterrupted run", async () => {
-  const full = spawnSync(process.execPath, ["--import", "tsx", child, mkdtempSync(join(tmpdir(), "ktu-full-")), "fresh", "0"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
+for (const { engine, skip } of testEngines()) test(`kill -9 mid-run, then resume: the same loss curve as an uninterrupted run (${engine})`, { skip }, async () => {
+  const env = { ...process.env, KTU_ENGINE: engine };
+  const full = spawnSync(process.execPath, ["--import", "tsx", child, mkdtempSync(join(tmpdir(), "ktu-full-")), "fresh", "0"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000, env });
   assert.equal(full.status, 0, full.stderr);
   const reference = parse(full.stdout).filter((l) => l.step !== undefined);
   assert.equal(reference.length, 8);
 
   const dir = mkdtempSync(join(tmpdir(), "ktu-killed-"));
   const killedAt = await new Promise<number>((resolve, reject) => {
-    const proc = spawn(process.execPath, ["--import", "tsx", child, dir, "fresh", "150"], { cwd: repoRoot });
+    const proc = spawn(process.execPath, ["--import", "tsx", child, dir, "fresh", "150"], { cwd: repoRoot, env });
     let out = "";
     let killedStep = -1;
     proc.stdout.on("data", (chunk: Buffer) => {
@@ -36,7 +38,7 @@ test("kill -9 mid-run, then resume: the same loss curve as an uninterrupted run"
   const checkpoints = readdirSync(dir).filter((n) => /^checkpoint-\d+$/.test(n));
   assert.ok(checkpoints.length >= 3, checkpoints.join(","));
 
-  const resumed = spawnSync(process.execPath, ["--import", "tsx", child, dir, "resume", "0"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
+  const resumed = spawnSync(process.execPath, ["--import", "tsx", child, dir, "resume", "0"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000, env });
   assert.equal(resumed.status, 0, resumed.stderr);
   const lines = parse(resumed.stdout);
   const startedAt = lines[0]!.started!;

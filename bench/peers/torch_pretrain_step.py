@@ -1,8 +1,9 @@
 # Peer measurement for bench/pretrain-throughput.ts: one full-parameter AdamW training step of a Llama
 # (llama2.c layout: RMSNorm, interleaved RoPE, SwiGLU, tied embeddings) from a random init in PyTorch CPU.
+# Attention is torch's fused F.scaled_dot_product_attention (is_causal) where it exists (torch 2.x).
 # Usage: python3 torch_pretrain_step.py DIM LAYERS HEADS HIDDEN VOCAB B T THREADS STEPS
-# Prints one JSON line: median ms/step and tokens/s over the timed steps (first 2 are warm-up).
-import json, math, sys, time
+# Prints one JSON line: median ms/step and tokens/s over the timed steps (first 2 are warm-up), peak RSS.
+import json, math, resource, sys, time
 import torch, torch.nn.functional as F
 dim, L, H, hidden, V, B, T, threads, steps = (int(x) for x in sys.argv[1:10])
 torch.set_num_threads(threads); torch.manual_seed(0)
@@ -28,8 +29,11 @@ def forward(ids):
         h = rms(x, l["an"])
         q, k, v = (h @ l["wqkv"].T).split(dim, -1)
         q = rope(q.view(B, T, H, hs)).transpose(1, 2); k = rope(k.view(B, T, H, hs)).transpose(1, 2); v = v.view(B, T, H, hs).transpose(1, 2)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hs) + mask
-        x = x + (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, dim) @ l["wo"].T
+        if hasattr(F, "scaled_dot_product_attention"):
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = (((q @ k.transpose(-1, -2)) / math.sqrt(hs) + mask).softmax(-1) @ v)
+        x = x + y.transpose(1, 2).reshape(B, T, dim) @ l["wo"].T
         h = rms(x, l["fn"])
         g, u = (h @ l["w13"].T).split(hidden, -1)
         x = x + (F.silu(g) * u) @ l["w2"].T
@@ -44,4 +48,4 @@ for step in range(steps):
     times.append(time.perf_counter() - t0)
 timed = sorted(times[2:]) if len(times) > 2 else sorted(times)
 ms = timed[len(timed) // 2] * 1000
-print(json.dumps({"torch": torch.__version__, "threads": threads, "ms_per_step": ms, "tokens_per_s": B * T / ms * 1000, "loss": loss.item(), "params": sum(t.numel() for t in params)}))
+print(json.dumps({"torch": torch.__version__, "threads": threads, "ms_per_step": ms, "tokens_per_s": B * T / ms * 1000, "loss": loss.item(), "params": sum(t.numel() for t in params), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

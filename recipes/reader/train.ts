@@ -47,7 +47,9 @@ const ckpt = checkpointDir(out);
 const resumed = existsSync(join(ckpt, "state.json"));
 const trainer = resumed ? FullTrainer.load(ckpt, optim).trainer : new FullTrainer(initLlama(config, recipe.seed), optim);
 const threads = Number(values.threads);
-const pool = threads > 1 ? new GradientPool(trainer.toModelData(), threads - 1) : undefined;
+// The native engine threads each op over all cores; gradient worker threads are for the one-thread wasm engine.
+const pool = threads > 1 && !trainer.model.native ? new GradientPool(trainer.toModelData(), threads - 1) : undefined;
+if (threads > 1 && trainer.model.native) console.log(`--threads ${threads}: the native engine uses all cores itself (KTU_NATIVE_THREADS sets how many); no gradient workers`);
 const logPath = join(out, "log.jsonl");
 const evalPath = join(out, "eval.jsonl");
 // Rows written after the checkpoint by a killed run are dropped, so the logs read as one run.

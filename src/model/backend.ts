@@ -3,22 +3,33 @@ import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 
 /**
- * TF.js backend choice at run time. Preference: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm
- * (SIMD, single thread), then the pure-JS cpu backend. The native ones are optionalDependencies whose
- * install downloads libtensorflow, so they are often absent: each is tried with a dynamic import and
- * skipped on any failure. KTU_BACKEND forces one (and then failing to load it is an error).
+ * Engine choice at run time. An engine is a TF.js backend plus the ops layer the model runs on
+ * (src/model/ops.ts): "native" is our C++ addon (native/, src/model/native.ts) called from the TF.js
+ * cpu backend, whose tensors are plain typed arrays the addon reads and writes in place; the others
+ * are TF.js backends running TF.js ops. Preference: tfjs-node-gpu (CUDA), then native (multi-threaded
+ * SIMD kernels, measured fastest on CPUs), then tfjs-node (libtensorflow), wasm (SIMD, one thread),
+ * and the pure-JS cpu backend. tfjs-node(-gpu) are optionalDependencies whose install downloads
+ * libtensorflow and the addon is compiled at install, so any may be absent: each is tried and
+ * skipped on any failure. KTU_ENGINE (or the older KTU_BACKEND) forces one, and then failing to load
+ * it is an error.
  */
-export type BackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
-export const backendOrder: readonly BackendName[] = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"];
+export type EngineName = "tensorflow-gpu" | "native" | "tensorflow" | "wasm" | "cpu";
+/** Older name, kept for callers that pass backend names (every backend name is an engine name). */
+export type BackendName = EngineName;
+export const engineOrder: readonly EngineName[] = ["tensorflow-gpu", "native", "tensorflow", "wasm", "cpu"];
+export const backendOrder = engineOrder;
 
 export interface BackendInfo {
-  /** What we asked for. */
-  readonly name: BackendName;
-  /** tf.getBackend() after setup ("tensorflow" for both native packages). */
+  /** The engine that runs. */
+  readonly name: EngineName;
+  /** tf.getBackend() after setup ("tensorflow" for both tfjs-node packages, "cpu" under native). */
   readonly tfBackend: string;
   /** Why the earlier ones in the order were skipped. */
   readonly skipped: readonly string[];
+  /** For native: the addon's own description (SIMD level, threads). */
+  readonly detail?: string;
 }
+export type EngineInfo = BackendInfo;
 
 let current: BackendInfo | undefined;
 let gradientsRegistered = false;
@@ -48,8 +59,21 @@ let pending: Promise<BackendInfo> | undefined;
 // Optional packages are imported through a variable so that TypeScript and bundlers do not try to resolve them.
 const importOptional = (name: string): Promise<unknown> => import(name);
 
-async function tryBackend(name: BackendName): Promise<void> {
+/** Set by tryBackend("native"): what the addon reports about itself. */
+let nativeDetail: string | undefined;
+
+async function tryBackend(name: EngineName): Promise<void> {
+  nativeDetail = undefined;
   switch (name) {
+    case "native": {
+      // Loads the addon first (a failed build throws here), then the cpu backend its tensors live on.
+      const { installFastCpuAdd, loadNativeOps } = await import("./ops-native.ts");
+      nativeDetail = await loadNativeOps();
+      await import("@tensorflow/tfjs-backend-cpu");
+      if (!(await tf.setBackend("cpu"))) throw new Error("the cpu backend did not initialise");
+      installFastCpuAdd();
+      return;
+    }
     case "tensorflow-gpu":
     case "tensorflow": {
       // Both packages register the "tensorflow" backend with their own copy of tfjs; we use tfjs-core's
@@ -75,14 +99,25 @@ async function tryBackend(name: BackendName): Promise<void> {
   }
 }
 
+/** The variable that forces an engine, if any: KTU_ENGINE, else KTU_BACKEND. */
+function forcedByEnv(): { name: EngineName; by: string } | undefined {
+  for (const by of ["KTU_ENGINE", "KTU_BACKEND"]) {
+    const value = process.env[by];
+    if (value) return { name: value as EngineName, by };
+  }
+  return undefined;
+}
+
 /**
- * Sets up a backend once per process and returns which one runs. `prefer` (or KTU_BACKEND) forces one;
- * otherwise the first that loads in `backendOrder` wins.
+ * Sets up an engine once per process and returns which one runs. `prefer` (or KTU_ENGINE, or
+ * KTU_BACKEND) forces one; otherwise the first that loads in `engineOrder` wins.
  */
-export function initBackend(prefer?: BackendName): Promise<BackendInfo> {
-  const forced = prefer ?? ((process.env.KTU_BACKEND || undefined) as BackendName | undefined);
-  if (forced !== undefined && !backendOrder.includes(forced)) {
-    return Promise.reject(new Error(`KTU_BACKEND=${forced} is not one of ${backendOrder.join(", ")}`));
+export function initBackend(prefer?: EngineName): Promise<BackendInfo> {
+  const env = prefer === undefined ? forcedByEnv() : undefined;
+  const forced = prefer ?? env?.name;
+  const forcedBy = prefer !== undefined ? "the caller" : env?.by;
+  if (forced !== undefined && !engineOrder.includes(forced)) {
+    return Promise.reject(new Error(`${forcedBy}=${forced} is not one of ${engineOrder.join(", ")}`));
   }
   if (current && (forced === undefined || current.name === forced)) return Promise.resolve(current);
   if (pending && forced === undefined) return pending;
@@ -94,15 +129,15 @@ export function initBackend(prefer?: BackendName): Promise<BackendInfo> {
     for (const name of forced ? [forced] : backendOrder) {
       try {
         await tryBackend(name);
-        current = { name, tfBackend: tf.getBackend(), skipped };
+        current = { name, tfBackend: tf.getBackend(), skipped, ...(nativeDetail ? { detail: nativeDetail } : {}) };
         return current;
       } catch (error) {
         const reason = error instanceof Error ? error.message.split("\n")[0]! : String(error);
-        if (forced) throw new Error(`backend ${name} (forced by ${prefer ? "the caller" : "KTU_BACKEND"}) failed to load: ${reason}`);
+        if (forced) throw new Error(`engine ${name} (forced by ${forcedBy}) failed to load: ${reason}`);
         skipped.push(`${name}: ${reason}`);
       }
     }
-    throw new Error(`no TF.js backend could be loaded:\n  ${skipped.join("\n  ")}`);
+    throw new Error(`no engine could be loaded:\n  ${skipped.join("\n  ")}`);
   })();
   pending.catch(() => (pending = undefined));
   return pending;
@@ -111,7 +146,17 @@ export function initBackend(prefer?: BackendName): Promise<BackendInfo> {
 /** The backend in use, or undefined before initBackend. */
 export const currentBackend = (): BackendInfo | undefined => current;
 
-export const describeBackend = (info: BackendInfo): string =>
-  `TF.js backend: ${info.name}${info.skipped.length ? ` (skipped ${info.skipped.map((s) => s.split(":")[0]).join(", ")})` : ""}`;
+/** The engine in use, or undefined before initBackend. */
+export const currentEngine = (): EngineName | undefined => current?.name;
+
+/** Same as initBackend: the name the engine layer goes by. */
+export const initEngine = initBackend;
+
+/** One line for logs: "engine: native (avx2, 2 threads; skipped tensorflow-gpu)". */
+export const describeBackend = (info: BackendInfo): string => {
+  const notes = [info.detail, info.skipped.length ? `skipped ${info.skipped.map((s) => s.split(":")[0]).join(", ")}` : undefined].filter(Boolean);
+  return `engine: ${info.name}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+};
+export const describeEngine = describeBackend;
 
 export { tf };

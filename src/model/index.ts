@@ -22,7 +22,7 @@ export {
   type ContinuationScore,
 } from "./generate.ts";
 // TF.js side (training, batch scoring), loaders and formats.
-export { initBackend, currentBackend, describeBackend, backendOrder, type BackendName, type BackendInfo } from "./backend.ts";
+export { initBackend, initEngine, currentBackend, currentEngine, describeBackend, describeEngine, backendOrder, engineOrder, type BackendName, type BackendInfo, type EngineName, type EngineInfo } from "./backend.ts";
 export { FrozenLinear, crossEntropy, selectRows } from "./tf-ops.ts";
 export { TfLlama, checkLlamaModelData, projectionShape, ropeTables, type ProjectionAdapter, type ForwardOptions, type TfLlamaOptions, type AttentionMode } from "./llama-tf.ts";
 export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, tensorToFloat32, requireFloatTensor, type SafetensorsFile, type SafetensorsEntry, type SafetensorsInput, type SafetensorsDtype } from "./safetensors.ts";

@@ -1,16 +1,21 @@
 import { attentionBackward, attentionForward, type AttentionShape, type RopeTable } from "./attention-js.ts";
-import { tf } from "./backend.ts";
-import { FrozenLinear, selectRows } from "./tf-ops.ts";
+import { currentBackend, tf } from "./backend.ts";
+import { nAttention, nEmbed, nHeadLoss, nLinear, nLinearParts, nLoraInto, nProject, type NativeLowRank, nRmsNorm, nSelectRows, nSwiglu } from "./ops-native.ts";
+import { crossEntropy, FrozenLinear, linearT, mm, selectRows, swapLast } from "./tf-ops.ts";
 
 export { crossEntropy, FrozenLinear } from "./tf-ops.ts";
 import { concatFloat } from "./tf-ops.ts";
 import type { LlamaConfig, LlamaModelData, LlamaProjection, LlamaWeights } from "./types.ts";
 
 /**
- * The Llama architecture as a TF.js graph, for training (LoRA) and batch scoring: RMSNorm, interleaved
- * or rotate-half RoPE, grouped-query attention, SwiGLU, tied or untied head. The base weights are
- * frozen constants; trainable parameters enter through a ProjectionAdapter (LoRA), so the graph never
- * needs the gradient of the embedding gather (missing on the wasm backend).
+ * The Llama architecture, the one model implementation for LoRA training, full-parameter training
+ * (FullTrainer) and batch scoring: RMSNorm, interleaved or rotate-half RoPE, grouped-query attention,
+ * SwiGLU, tied or untied head. Base weights are frozen constants, or tf.Variables with `trainable`;
+ * LoRA enters through a ProjectionAdapter. The layers call ops of the engine that runs (backend.ts):
+ * TF.js ops (tuned for wasm: untransposed products, hand-written gradients for gather and the loss)
+ * or the native addon's fused ops (ops-native.ts) on the cpu backend, where the residual adds ride on
+ * the GEMM (beta = 1), q/k/v and gate/up are split inside the fused attention and SwiGLU, and the head
+ * and loss are one op.
  */
 
 /** Adds a trainable term to a projection's output: y = x W^T + delta(x). */
@@ -18,18 +23,39 @@ export interface ProjectionAdapter {
   has(layer: number, projection: LlamaProjection): boolean;
   /** x: [N, in] -> [N, out]. Called inside the caller's tidy/gradient scope. */
   delta(layer: number, projection: LlamaProjection, x: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * The low-rank factors (A [r, in], B [out, r], scale) and the input transform (dropout), when the
+   * term is scale * input(x) A^T B^T: lets a fused engine add it straight into the projection output.
+   */
+  lowRank?(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input?(x: tf.Tensor2D): tf.Tensor2D };
+}
+
+/** A projection weight [out, in]: a tf.Variable when trainable; frozen ones on TF.js also keep [in, out]. */
+interface Weight {
+  w: tf.Tensor2D;
+  frozen?: FrozenLinear;
+  /** Native and frozen, stacked projections: the separate matrices and their row counts (no stacked copy). */
+  parts?: { arrays: Float32Array[]; outs: number[] };
 }
 
 interface LayerTensors {
   attnNorm: tf.Tensor1D;
   ffnNorm: tf.Tensor1D;
-  wo: FrozenLinear;
-  w2: FrozenLinear;
+  wo: Weight;
+  w2: Weight;
   /** q, k and v stacked as one [qOut+kOut+vOut, dim] matrix: one matmul instead of three. */
-  wqkv: FrozenLinear;
+  wqkv: Weight;
   /** gate and up stacked: [2*hidden, dim]. */
-  w13: FrozenLinear;
+  w13: Weight;
   bqkv?: tf.Tensor1D;
+}
+
+/** A trainable parameter, in the order FullTrainer's checkpoints keep them. */
+export interface LlamaParameter {
+  name: string;
+  variable: tf.Variable;
+  /** Weight decay applies (matrices and the embedding; not norms). */
+  decay: boolean;
 }
 
 const headDimOf = (c: LlamaConfig): number => c.dim / c.nHeads;
@@ -116,6 +142,9 @@ export type AttentionMode = "js" | "graph";
 export interface TfLlamaOptions {
   attention?: AttentionMode;
   source?: string;
+  /** Every weight a tf.Variable (full-parameter training); names get `variablePrefix`. */
+  trainable?: boolean;
+  variablePrefix?: string;
 }
 
 export interface ForwardOptions {
@@ -127,7 +156,7 @@ export interface ForwardOptions {
 export class TfLlama {
   readonly config: LlamaConfig;
   private readonly embedding: tf.Tensor2D;
-  private readonly head: FrozenLinear;
+  private readonly head: Weight;
   private readonly finalNorm: tf.Tensor1D;
   private readonly layers: LayerTensors[];
   private readonly rotate: FrozenLinear;
@@ -135,32 +164,63 @@ export class TfLlama {
   private readonly maskCache = new Map<number, tf.Tensor2D>();
   private disposed = false;
   readonly attention: AttentionMode;
+  /** Runs on the native addon's ops (the engine was native when it was built). */
+  readonly native: boolean;
+  readonly trainable: boolean;
+  /** The variables, when trainable: embedding, per layer attnNorm, wqkv, wo, ffnNorm, w13, w2, then finalNorm (and lmHead if untied). */
+  readonly parameters: LlamaParameter[] = [];
   private jsRopeCache?: { seq: number; table: RopeTable };
+  private nativeRope?: { seq: number; cos: Float32Array; sin: Float32Array };
 
   constructor(data: LlamaModelData, options: TfLlamaOptions | string = {}) {
     const opts: TfLlamaOptions = typeof options === "string" ? { source: options } : options;
     const source = opts.source ?? "model";
     const attention = opts.attention;
     checkLlamaModelData(data, source);
+    this.native = currentBackend()?.name === "native";
+    this.trainable = opts.trainable ?? false;
     this.attention = attention ?? (tf.getBackend() === "cpu" ? "js" : "graph");
     const c = (this.config = data.config);
     const w = data.weights;
     const kv = c.nKvHeads * headDimOf(c);
-    this.embedding = tf.tensor2d(w.tokenEmbedding, [c.vocabSize, c.dim]);
-    this.head = new FrozenLinear(w.lmHead, c.vocabSize, c.dim);
-    this.finalNorm = tf.tensor1d(w.finalNorm);
-    this.layers = w.layers.map((l) => {
+    const prefix = opts.variablePrefix ?? "";
+    const trainable = this.trainable;
+    const param = <T extends tf.Tensor>(name: string, t: T, decay: boolean): T => {
+      if (!trainable) return t;
+      // A copy: on the cpu backend a tensor wraps the caller's array, which the optimizer must not write.
+      const copy = tf.tensor(Float32Array.from(t.dataSync() as Float32Array), t.shape);
+      const variable = tf.variable(copy, true, prefix + name);
+      tf.dispose([copy, t]);
+      this.parameters.push({ name, variable, decay });
+      return variable as unknown as T;
+    };
+    // Frozen weights on TF.js backends keep both layouts (FrozenLinear); the native GEMM takes W^T itself.
+    const weight = (name: string, values: Float32Array, out: number, inp: number): Weight => {
+      if (trainable) return { w: param(name, tf.tensor2d(values, [out, inp]), true) };
+      if (this.native) return { w: tf.tensor2d(values, [out, inp]) };
+      const frozen = new FrozenLinear(values, out, inp);
+      return { w: frozen.w, frozen };
+    };
+    // Native, frozen: q/k/v (gate/up) stay the caller's separate arrays, each GEMM writing its block.
+    const stacked = (arrays: Float32Array[], outs: number[]): Weight => ({ w: tf.tensor2d([0], [1, 1]), parts: { arrays, outs } });
+    this.embedding = param("embedding", tf.tensor2d(w.tokenEmbedding, [c.vocabSize, c.dim]), true);
+    this.layers = w.layers.map((l, i) => {
       const biases = l as Partial<Record<"bq" | "bk" | "bv", Float32Array>>;
       return {
-        attnNorm: tf.tensor1d(l.attnNorm),
-        ffnNorm: tf.tensor1d(l.ffnNorm),
-        wo: new FrozenLinear(l.wo, ...projectionShape(c, "wo")),
-        w2: new FrozenLinear(l.w2, ...projectionShape(c, "w2")),
-        wqkv: new FrozenLinear(concatFloat(l.wq, l.wk, l.wv), c.dim + 2 * kv, c.dim),
-        w13: new FrozenLinear(concatFloat(l.w1, l.w3), 2 * c.hiddenDim, c.dim),
+        attnNorm: param(`l${i}.attnNorm`, tf.tensor1d(l.attnNorm), false),
+        wqkv: !trainable && this.native ? stacked([l.wq, l.wk, l.wv], [c.dim, kv, kv]) : weight(`l${i}.wqkv`, concatFloat(l.wq, l.wk, l.wv), c.dim + 2 * kv, c.dim),
+        wo: weight(`l${i}.wo`, l.wo, ...projectionShape(c, "wo")),
+        ffnNorm: param(`l${i}.ffnNorm`, tf.tensor1d(l.ffnNorm), false),
+        w13: !trainable && this.native ? stacked([l.w1, l.w3], [c.hiddenDim, c.hiddenDim]) : weight(`l${i}.w13`, concatFloat(l.w1, l.w3), 2 * c.hiddenDim, c.dim),
+        w2: weight(`l${i}.w2`, l.w2, ...projectionShape(c, "w2")),
         bqkv: biases.bq && biases.bk && biases.bv ? tf.tensor1d(concatFloat(biases.bq, biases.bk, biases.bv)) : undefined,
       };
     });
+    this.finalNorm = param("finalNorm", tf.tensor1d(w.finalNorm), false);
+    const tiedHead = c.tiedEmbeddings && w.lmHead === w.tokenEmbedding;
+    if (trainable && !c.tiedEmbeddings) this.head = weight("lmHead", w.lmHead, c.vocabSize, c.dim);
+    else if ((trainable || this.native) && tiedHead) this.head = { w: this.embedding };
+    else this.head = weight("lmHead", w.lmHead, c.vocabSize, c.dim);
     // rotate(x) = x @ R, stored so that apply() multiplies by R: FrozenLinear takes [out, in] = R^T.
     const hs = headDimOf(c);
     const r = ropeTables(c, 1).rotate;
@@ -256,8 +316,38 @@ export class TfLlama {
   }
 
   private rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D): tf.Tensor2D {
+    if (this.native) return nRmsNorm(x, w, this.config.normEps);
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.normEps))), w);
+  }
+
+  /** x W^T (+ residual) on the engine's ops. */
+  private linear(x: tf.Tensor2D, w: Weight, residual?: tf.Tensor2D): tf.Tensor2D {
+    if (w.parts) {
+      const y = nLinearParts(x, w.parts.arrays, w.parts.outs);
+      return residual ? tf.add(residual, y) : y;
+    }
+    if (this.native) return nLinear(x, w.w, this.trainable, residual);
+    const y = w.frozen ? w.frozen.apply(x) : linearT(x, w.w);
+    return residual ? tf.add(residual, y) : y;
+  }
+
+  /** y plus the adapter's term for `projection` of input x, at columns [offset, ...) of y (native fused layouts). */
+  private adaptInto(y: tf.Tensor2D, x: tf.Tensor2D, adapter: ProjectionAdapter, layer: number, projection: LlamaProjection, offset: number): tf.Tensor2D {
+    const lr = adapter.lowRank?.(layer, projection);
+    if (lr) return nLoraInto(y, lr.input ? lr.input(x) : x, lr.a, lr.b, lr.scale, offset);
+    const delta = adapter.delta(layer, projection, x);
+    const width = delta.shape[1];
+    const total = y.shape[1];
+    return tf.add(y, width === total ? delta : tf.pad(delta, [[0, 0], [offset, total - offset - width]]));
+  }
+
+  private nativeTables(seq: number): { cos: Float32Array; sin: Float32Array } {
+    if (!this.nativeRope || this.nativeRope.seq < seq) {
+      const t = ropeTables(this.config, Math.max(seq, 64));
+      this.nativeRope = { seq: Math.max(seq, 64), cos: t.cos, sin: t.sin };
+    }
+    return this.nativeRope;
   }
 
   /** Hidden states after the final norm, [B*T, dim]. `ids` is row-major [batch, seq]. */
@@ -266,14 +356,15 @@ export class TfLlama {
     const c = this.config;
     if (ids.length !== batch * seq) throw new Error(`TfLlama: ${ids.length} ids for batch ${batch} x seq ${seq}`);
     if (seq > c.seqLen) throw new Error(`TfLlama: sequence of ${seq} positions exceeds the model's seq_len ${c.seqLen}`);
+    if (this.native) return this.hiddenNative(ids, batch, seq, adapter);
     const hs = headDimOf(c);
     const kvDim = c.nKvHeads * hs;
     const g = c.nHeads / c.nKvHeads;
     const graph = this.attention === "graph" ? { ...this.rope(seq), mask: this.mask(seq) } : undefined;
-    let x = tf.gather(this.embedding, tf.tensor1d(ids, "int32")) as tf.Tensor2D;
+    let x = (this.trainable ? selectRows(this.embedding, ids) : tf.gather(this.embedding, tf.tensor1d(ids, "int32"))) as tf.Tensor2D;
     this.layers.forEach((L, l) => {
       const h = this.rmsNorm(x, L.attnNorm);
-      let qkv = L.wqkv.apply(h);
+      let qkv = this.linear(h, L.wqkv);
       if (L.bqkv) qkv = tf.add(qkv, L.bqkv);
       let [q, k, v] = tf.split(qkv, [c.dim, kvDim, kvDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
       if (adapter?.has(l, "wq")) q = tf.add(q, adapter.delta(l, "wq", h));
@@ -288,30 +379,92 @@ export class TfLlama {
         const q4 = tf.reshape(tf.transpose(this.applyRope(q, batch, seq, c.nHeads, cosQ, sinQ), [0, 2, 1, 3]), [batch, c.nKvHeads, g * seq, hs]);
         const k4 = tf.transpose(this.applyRope(k, batch, seq, c.nKvHeads, cos, sin), [0, 2, 1, 3]);
         const v4 = tf.transpose(tf.reshape(v, [batch, seq, c.nKvHeads, hs]), [0, 2, 1, 3]);
-        const scores = tf.add(tf.matMul(q4, k4, false, true), mask);
-        const grouped = tf.matMul(tf.softmax(scores), v4); // [B, KV, g*T, hs]
+        const scores = tf.add(mm(q4, swapLast(k4)), mask);
+        const grouped = mm(tf.softmax(scores), v4); // [B, KV, g*T, hs]
         attn = tf.reshape(tf.transpose(tf.reshape(grouped, [batch, c.nHeads, seq, hs]), [0, 2, 1, 3]), [batch * seq, c.dim]) as tf.Tensor2D;
       }
-      let o = L.wo.apply(attn);
+      let o = this.linear(attn, L.wo);
       if (adapter?.has(l, "wo")) o = tf.add(o, adapter.delta(l, "wo", attn));
       x = tf.add(x, o);
       const h2 = this.rmsNorm(x, L.ffnNorm);
-      let [gate, up] = tf.split(L.w13.apply(h2), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+      let [gate, up] = tf.split(this.linear(h2, L.w13), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
       if (adapter?.has(l, "w1")) gate = tf.add(gate, adapter.delta(l, "w1", h2));
       if (adapter?.has(l, "w3")) up = tf.add(up, adapter.delta(l, "w3", h2));
       const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D;
-      let down = L.w2.apply(act);
+      let down = this.linear(act, L.w2);
       if (adapter?.has(l, "w2")) down = tf.add(down, adapter.delta(l, "w2", act));
       x = tf.add(x, down);
     });
     return this.rmsNorm(x, this.finalNorm);
   }
 
+  /**
+   * The same layers on the native ops: per layer 2 norms, 4 GEMM ops (the residual adds inside the
+   * wo and w2 products), one fused attention taking the stacked q|k|v, one SwiGLU taking gate|up;
+   * LoRA terms go straight into the stacked outputs (or into the residual stream for wo and w2).
+   */
+  private hiddenNative(ids: Int32Array, batch: number, seq: number, adapter?: ProjectionAdapter): tf.Tensor2D {
+    const c = this.config;
+    const hs = headDimOf(c);
+    const kvDim = c.nKvHeads * hs;
+    const { cos, sin } = this.nativeTables(seq);
+    const shape = { batch, seq, heads: c.nHeads, kvHeads: c.nKvHeads, headDim: hs, cos, sin, ropeStyle: (c.ropeStyle === "interleaved" ? 0 : 1) as 0 | 1 };
+    let x = nEmbed(this.embedding, ids, this.trainable);
+    // One op per projection with its LoRA terms fused in (adapters with dropout or without factors
+    // fall back to adding their delta); the wo and w2 products add into the residual stream.
+    const project = (input: tf.Tensor2D, w: Weight, l: number, terms: [LlamaProjection, number][], residual?: tf.Tensor2D): tf.Tensor2D => {
+      const loras: NativeLowRank[] = [];
+      const rest: [LlamaProjection, number][] = [];
+      for (const [p, offset] of terms) {
+        if (!adapter?.has(l, p)) continue;
+        const lr = adapter.lowRank?.(l, p);
+        if (lr && !lr.input) loras.push({ a: lr.a, b: lr.b, scale: lr.scale, offset });
+        else rest.push([p, offset]);
+      }
+      let y = nProject(input, w, this.trainable, loras, residual);
+      for (const [p, offset] of rest) y = this.adaptInto(y, input, adapter!, l, p, offset);
+      return y;
+    };
+    const layer = (L: LayerTensors, l: number): tf.Tensor2D => {
+      const h = this.rmsNorm(x, L.attnNorm);
+      let qkv = project(h, L.wqkv, l, [["wq", 0], ["wk", c.dim], ["wv", c.dim + kvDim]]);
+      if (L.bqkv) qkv = tf.add(qkv, L.bqkv);
+      const attn = nAttention(qkv, shape);
+      const mid = project(attn, L.wo, l, [["wo", 0]], x);
+      const h2 = this.rmsNorm(mid, L.ffnNorm);
+      const gu = project(h2, L.w13, l, [["w1", 0], ["w3", c.hiddenDim]]);
+      return project(nSwiglu(gu), L.w2, l, [["w2", 0]], mid);
+    };
+    // Without a gradient tape (scoring, evaluation) each layer's temporaries are released as it ends,
+    // so the garbage collector can take their arrays: one outer scope kept all 30 layers' alive (+0.6 GB
+    // on the 135M shape).
+    const taping = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+    this.layers.forEach((L, l) => {
+      if (taping) x = layer(L, l);
+      else {
+        const prev = x;
+        x = tf.tidy(() => layer(L, l));
+        if (l > 0) prev.dispose();
+      }
+    });
+    return this.rmsNorm(x, this.finalNorm);
+  }
+
+  /**
+   * `weight` x the sum of the token losses at flat positions `rows` (next tokens `targets`), as a
+   * differentiable scalar: on native one fused head-and-cross-entropy op, else logits then crossEntropy.
+   */
+  loss(ids: Int32Array, batch: number, seq: number, rows: Int32Array, targets: Int32Array, weight: number, adapter?: ProjectionAdapter): tf.Scalar {
+    if (!this.native) return crossEntropy(this.forward(ids, batch, seq, { adapter, rows }), targets, weight);
+    const h = nSelectRows(this.hidden(ids, batch, seq, adapter), rows);
+    return nHeadLoss(h, this.head.w, targets, weight, this.trainable);
+  }
+
   /** Logits [B*T, V] (or [rows, V] when `rows` is given). Caller disposes (or wraps in tf.tidy). */
   forward(ids: Int32Array, batch: number, seq: number, options: ForwardOptions = {}): tf.Tensor2D {
     let h = this.hidden(ids, batch, seq, options.adapter);
-    if (options.rows) h = selectRows(h, options.rows);
-    return this.head.apply(h);
+    if (options.rows) h = this.native ? nSelectRows(h, options.rows) : selectRows(h, options.rows);
+    return this.linear(h, this.head);
   }
 
   /** Logits as plain arrays, [B*T*V] row-major. */
@@ -327,15 +480,19 @@ export class TfLlama {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const all: tf.Tensor[] = [this.embedding, this.finalNorm, ...this.maskCache.values()];
-    this.head.dispose();
+    const all = new Set<tf.Tensor>([this.embedding, this.finalNorm, ...this.maskCache.values()]);
+    const weight = (w: Weight): void => {
+      all.add(w.w);
+      if (w.frozen) all.add(w.frozen.wt);
+    };
+    weight(this.head);
     this.rotate.dispose();
-    if (this.ropeCache) all.push(this.ropeCache.cos, this.ropeCache.sin, this.ropeCache.cosQ, this.ropeCache.sinQ);
+    if (this.ropeCache) for (const t of [this.ropeCache.cos, this.ropeCache.sin, this.ropeCache.cosQ, this.ropeCache.sinQ]) all.add(t);
     for (const L of this.layers) {
-      all.push(L.attnNorm, L.ffnNorm, ...(L.bqkv ? [L.bqkv] : []));
-      for (const lin of [L.wqkv, L.w13, L.wo, L.w2]) lin.dispose();
+      for (const t of [L.attnNorm, L.ffnNorm, ...(L.bqkv ? [L.bqkv] : [])]) all.add(t);
+      for (const lin of [L.wqkv, L.w13, L.wo, L.w2]) weight(lin);
     }
-    tf.dispose(all);
+    tf.dispose([...all]);
   }
 }
 

@@ -130,7 +130,7 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     const options = startOptions(values);
     const print = (l: string) => process.stdout.write(l + "\n");
     print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
-    // The backend chosen at run time, as the README promises (runPipeline reuses it).
+    // The engine line (what runs, what was skipped), as the README promises; results.json records it as "engine".
     print(describeBackend(await initBackend()));
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);

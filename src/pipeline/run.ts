@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildAllDatasets, DEFAULT_ASQA_FILE, DEFAULT_HOTPOT_FILES, type BuildAllResult } from "../data/build-all.ts";
-import { initBackend } from "../model/backend.ts";
+import { currentBackend, describeBackend, initBackend } from "../model/backend.ts";
 import { openModel, type OpenedModel } from "../model/open.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { LoraAdapter, mergeLora } from "../train/lora.ts";
@@ -129,6 +129,8 @@ export interface PipelineResult {
   /** All steps' own times, including those finished by earlier invocations and by parallel workers. */
   stepSeconds: number;
   reportDir: string;
+  /** The engine that ran (backend.ts): name, and the line the run printed. */
+  engine: { name: string; line: string };
 }
 
 /**
@@ -136,13 +138,24 @@ export interface PipelineResult {
  * a seed is cut into independent chains (stage 1 and the two arms built on it; QA only; stage 2 only),
  * longest first, so that the cores stay busy to the end.
  */
+/**
+ * The children run the main job's engine; on native, lanes share the cores (each addon would
+ * otherwise start a thread per core), unless KTU_NATIVE_THREADS says otherwise.
+ */
+function workerEnv(jobs: number): NodeJS.ProcessEnv {
+  const engine = currentBackend()?.name;
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(engine ? { KTU_ENGINE: engine } : {}) };
+  if (engine === "native" && !process.env.KTU_NATIVE_THREADS) env.KTU_NATIVE_THREADS = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, jobs))));
+  return env;
+}
+
 async function runSeedWorkers(options: PipelineOptions): Promise<void> {
   const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
   const chains: PipelineArmId[][] = [["stage1", "stage1_qa", "stage1_stage2"], ["qa"], ["stage2"]];
   const queue = chains.flatMap((arms) => options.seeds.map((seed) => ({ seed, arms })));
   const runOne = (task: { seed: number; arms: PipelineArmId[] }) =>
     new Promise<void>((done, fail) => {
-      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: "inherit" });
+      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: "inherit", env: workerEnv(options.jobs) });
       child.on("error", fail);
       child.on("exit", (code, signal) => (code === 0 ? done() : fail(new Error(`the worker for seed ${task.seed} (${task.arms.join(", ")}) stopped (${signal ?? `exit code ${code}`}); run again to continue`))));
     });
@@ -217,7 +230,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
       forward(e);
     };
   }
-  await initBackend();
+  const engineInfo = await initBackend();
 
   const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
   const built = await step(join(out, "data", ".ktu-step"), dataKey, "data", emit, async () => {
@@ -338,5 +351,6 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
     seconds: (performance.now() - t0) / 1000,
     stepSeconds,
     reportDir,
+    engine: { name: engineInfo.name, line: describeBackend(engineInfo) },
   };
 }

@@ -59,6 +59,8 @@ export interface PipelineSummary {
   model: PipelineResult["model"];
   settings: PipelineResult["options"];
   data: PipelineResult["data"];
+  /** The engine that ran the main job (its children run the same one). */
+  engine: PipelineResult["engine"];
   seconds: number;
   step_seconds: number;
   overlap_reference_auroc: MetricWithCi;
@@ -112,6 +114,7 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
     model: result.model,
     settings: result.options,
     data: result.data,
+    engine: result.engine,
     seconds: result.seconds,
     step_seconds: result.stepSeconds,
     overlap_reference_auroc: result.overlapReference,

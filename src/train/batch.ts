@@ -1,6 +1,5 @@
 import { tf } from "../model/backend.ts";
 import type { TfLlama } from "../model/llama-tf.ts";
-import { crossEntropy } from "../model/tf-ops.ts";
 import type { Rng } from "../util/rng.ts";
 import { IGNORE_INDEX, type SftExample } from "./dataset.ts";
 import type { LoraAdapter } from "./lora.ts";
@@ -42,7 +41,7 @@ export function lossAndGrads(model: TfLlama, adapter: LoraAdapter, examples: rea
   const b = padBatch(examples, padId);
   if (b.rows.length === 0) return 0;
   return tf.tidy(() => {
-    const lossFn = (): tf.Scalar => crossEntropy(model.forward(b.ids, b.batch, b.seq, { adapter, rows: b.rows }), b.targets, weight);
+    const lossFn = (): tf.Scalar => model.loss(b.ids, b.batch, b.seq, b.rows, b.targets, weight, adapter);
     if (!grads) return lossFn().dataSync()[0]!;
     adapter.dropoutRng = dropoutRng;
     try {

@@ -124,7 +124,7 @@ export const commands: Command[] = [
       "                      gradient_accumulation_steps, lr_scheduler_type, warmup_ratio, cutoff_len,",
       "                      max_samples, val_size, output_dir, logging_steps, save_steps, seed, ...",
       "  key=value ...       override YAML keys, as llamafactory-cli accepts them",
-      "  KTU_BACKEND=wasm|cpu|tensorflow|tensorflow-gpu forces a TF.js backend",
+      "  KTU_ENGINE=native|wasm|cpu|tensorflow|tensorflow-gpu forces an engine (first line of output names it)",
     ].join("\n"),
     options: { config: { type: "string" } },
     allowPositionals: true,

@@ -123,14 +123,7 @@ export class LoraAdapter implements ProjectionAdapter {
    */
   delta(layer: number, projection: LlamaProjection, x: tf.Tensor2D): tf.Tensor2D {
     const pair = this.pairs.get(key(layer, projection))!;
-    let input = x;
-    const p = this.settings.dropout;
-    if (p > 0 && this.dropoutRng) {
-      const rng = this.dropoutRng;
-      const keep = new Float32Array(x.shape[0] * x.shape[1]);
-      for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < p ? 0 : 1 / (1 - p);
-      input = tf.mul(x, tf.tensor2d(keep, x.shape));
-    }
+    const input = this.dropout(x);
     const scale = this.scale;
     const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [xin, a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
@@ -152,6 +145,23 @@ export class LoraAdapter implements ProjectionAdapter {
       };
     });
     return f(input, pair.a.variable, pair.b.variable) as tf.Tensor2D;
+  }
+
+  /** The factors for an engine that fuses the term into the projection (llama-tf's native path). */
+  lowRank(layer: number, projection: LlamaProjection): { a: tf.Tensor2D; b: tf.Tensor2D; scale: number; input?(x: tf.Tensor2D): tf.Tensor2D } {
+    const pair = this.pairs.get(key(layer, projection))!;
+    const dropping = this.settings.dropout > 0 && this.dropoutRng !== undefined;
+    return { a: pair.a.variable as unknown as tf.Tensor2D, b: pair.b.variable as unknown as tf.Tensor2D, scale: this.scale, ...(dropping ? { input: (x: tf.Tensor2D) => this.dropout(x) } : {}) };
+  }
+
+  /** Inverted dropout of the adapter's input while training (dropoutRng set), else x itself. */
+  private dropout(x: tf.Tensor2D): tf.Tensor2D {
+    const p = this.settings.dropout;
+    if (!(p > 0 && this.dropoutRng)) return x;
+    const rng = this.dropoutRng;
+    const keep = new Float32Array(x.shape[0] * x.shape[1]);
+    for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < p ? 0 : 1 / (1 - p);
+    return tf.mul(x, tf.tensor2d(keep, x.shape));
   }
 
   /** Replaces one parameter's values (optimizer step, checkpoint restore) and its variable. */

@@ -1,9 +1,9 @@
 /**
- * Full-parameter training of a small Llama from scratch (or from a llama2.c file) in TF.js, for the
- * reader base. The SFT trainer (sft.ts) trains LoRA adapters over frozen constants; here every weight
- * is a variable. The embedding gather gets its gradient from a scatter-add (the wasm backend has no
- * gather gradient), the loss is llama-tf's written-out cross-entropy, AdamW and the schedule run in
- * plain typed arrays as in sft.ts (torch.optim.AdamW arithmetic), decay on matrices only.
+ * Full-parameter training of a Llama from scratch (or from a llama2.c file), for the reader base: the
+ * same model as LoRA training (llama-tf.ts's TfLlama, built with every weight a variable), so GQA and
+ * untied heads work here too and the engine (native ops or TF.js) is the model's. AdamW and the
+ * schedule follow torch.optim.AdamW arithmetic (sft.ts's too), decay on matrices only; on the native
+ * engine the update runs in the addon (bit-identical to the JS loop) on the variables' own arrays.
  *
  * A checkpoint is a folder: model.bin (llama2.c, exact fp32), optimizer.bin (AdamW moments) and
  * state.json; it is written to a temporary sibling and renamed, so a kill leaves the old or the new.
@@ -11,8 +11,9 @@
 import { existsSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tf } from "../model/backend.ts";
-import { crossEntropy, ropeTables } from "../model/llama-tf.ts";
-import { concatFloat, selectRows } from "../model/tf-ops.ts";
+import { TfLlama, type LlamaParameter } from "../model/llama-tf.ts";
+import { nativeApi } from "../model/ops-native.ts";
+import { concatFloat } from "../model/tf-ops.ts";
 import { loadLlama2c, saveLlama2c } from "../model/llama2c.ts";
 import type { LlamaConfig, LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
@@ -112,39 +113,6 @@ export function initLlama(config: LlamaConfig, seed: number): LlamaModelData {
   return { config: c, weights: { tokenEmbedding, layers, finalNorm: ones(c.dim), lmHead: c.tiedEmbeddings ? tokenEmbedding : normal(c.vocabSize * c.dim, 0.02) } };
 }
 
-interface Param {
-  name: string;
-  variable: tf.Variable;
-  decay: boolean;
-}
-
-/** Swaps the last two axes. */
-const swapLast = (x: tf.Tensor): tf.Tensor => tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]);
-
-/**
- * a @ b with every product, forward and backward, done untransposed: the wasm backend's batched
- * matmul is about 10 times slower with transposeA/transposeB set than on explicitly transposed inputs
- * (measured: 768x128 by 128x384 in 223 ms against 20 ms plus a 4 ms transpose), and tf.matMul's own
- * gradient uses the transposed forms.
- */
-function mm(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [x, y, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([x, y]);
-    return {
-      value: tf.matMul(x, y),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sx, sy] = saved as [tf.Tensor, tf.Tensor];
-        return [tf.matMul(dy as tf.Tensor, swapLast(sy)), tf.matMul(swapLast(sx), dy as tf.Tensor)];
-      },
-    };
-  });
-  return f(a, b);
-}
-
-/** x [N, in] times a weight stored [out, in], as x W^T. */
-const linear = (x: tf.Tensor, w: tf.Tensor): tf.Tensor2D => mm(x, tf.transpose(w)) as tf.Tensor2D;
-
 export interface TrainStepResult {
   step: number;
   loss: number;
@@ -171,91 +139,29 @@ export class FullTrainer {
   readonly config: LlamaConfig;
   optim: PretrainOptimConfig;
   step = 0;
-  private readonly params: Param[];
+  /** The model being trained (its weights are the variables below). */
+  readonly model: TfLlama;
+  private readonly params: LlamaParameter[];
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
-  private readonly rotate: tf.Tensor2D;
-  private readonly ropeCos: tf.Tensor4D;
-  private readonly ropeSin: tf.Tensor4D;
-  private readonly masks = new Map<number, tf.Tensor2D>();
 
   constructor(model: LlamaModelData, optim: Partial<PretrainOptimConfig> = {}) {
-    const c = (this.config = model.config);
-    if (!c.tiedEmbeddings) throw new Error("FullTrainer: only tied embeddings are supported (the reader base ties them)");
-    if (c.nKvHeads !== c.nHeads) throw new Error("FullTrainer: grouped-query attention is not supported; use n_kv_heads = n_heads");
+    this.config = model.config;
     this.optim = { ...pretrainOptimDefaults, ...optim };
-    const w = model.weights;
     // Variable names are global to TF.js: a per-trainer prefix lets several trainers live in one process.
-    const prefix = `pretrain${trainerCount++}.`;
-    const p = (name: string, values: Float32Array, shape: number[], decay: boolean): Param => ({ name, variable: tf.variable(tf.tensor(values, shape), true, prefix + name), decay });
-    this.params = [p("embedding", w.tokenEmbedding, [c.vocabSize, c.dim], true)];
-    w.layers.forEach((l, i) => {
-      this.params.push(
-        p(`l${i}.attnNorm`, l.attnNorm, [c.dim], false),
-        p(`l${i}.wqkv`, concatFloat(l.wq, l.wk, l.wv), [3 * c.dim, c.dim], true),
-        p(`l${i}.wo`, l.wo, [c.dim, c.dim], true),
-        p(`l${i}.ffnNorm`, l.ffnNorm, [c.dim], false),
-        p(`l${i}.w13`, concatFloat(l.w1, l.w3), [2 * c.hiddenDim, c.dim], true),
-        p(`l${i}.w2`, l.w2, [c.dim, c.hiddenDim], true),
-      );
-    });
-    this.params.push(p("finalNorm", w.finalNorm, [c.dim], false));
+    this.model = new TfLlama(model, { trainable: true, variablePrefix: `pretrain${trainerCount++}.`, source: "FullTrainer" });
+    this.params = this.model.parameters;
     this.m = this.params.map((q) => new Float32Array(q.variable.size));
     this.v = this.params.map((q) => new Float32Array(q.variable.size));
-    const hs = c.dim / c.nHeads;
-    const t = ropeTables(c, c.seqLen);
-    this.rotate = tf.keep(tf.tensor2d(t.rotate, [hs, hs]));
-    this.ropeCos = tf.keep(tf.tensor4d(t.cos, [1, c.seqLen, 1, hs]));
-    this.ropeSin = tf.keep(tf.tensor4d(t.sin, [1, c.seqLen, 1, hs]));
   }
 
   get parameterCount(): number {
     return this.params.reduce((n, q) => n + q.variable.size, 0);
   }
 
-  private mask(seq: number): tf.Tensor2D {
-    let m = this.masks.get(seq);
-    if (!m) {
-      const data = new Float32Array(seq * seq);
-      for (let r = 0; r < seq; r++) for (let col = r + 1; col < seq; col++) data[r * seq + col] = -1e9;
-      m = tf.keep(tf.tensor2d(data, [seq, seq]));
-      this.masks.set(seq, m);
-    }
-    return m;
-  }
-
-  /** Logits [rows, V] for the flat positions `rows` of ids [batch, seq]. */
+  /** Logits [rows, V] for the flat positions `rows` of ids [batch, seq] (all positions without rows). */
   forward(ids: Int32Array, batch: number, seq: number, rows?: Int32Array): tf.Tensor2D {
-    const c = this.config;
-    if (seq > c.seqLen) throw new Error(`FullTrainer: ${seq} positions exceed seq_len ${c.seqLen}`);
-    const hs = c.dim / c.nHeads;
-    const P = this.params;
-    const cos = tf.slice(this.ropeCos, [0, 0, 0, 0], [1, seq, 1, hs]);
-    const sin = tf.slice(this.ropeSin, [0, 0, 0, 0], [1, seq, 1, hs]);
-    const rope = (x: tf.Tensor2D): tf.Tensor4D => {
-      const x4 = tf.reshape(x, [batch, seq, c.nHeads, hs]);
-      const r = tf.reshape(mm(tf.reshape(x, [-1, hs]), this.rotate), [batch, seq, c.nHeads, hs]);
-      return tf.transpose(tf.add(tf.mul(x4, cos), tf.mul(r, sin)), [0, 2, 1, 3]) as tf.Tensor4D;
-    };
-    const norm = (x: tf.Tensor2D, w: tf.Variable): tf.Tensor2D => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), c.normEps))), w);
-    const emb = P[0]!.variable as tf.Variable<tf.Rank.R2>;
-    let x = selectRows(emb, ids);
-    const mask = this.mask(seq);
-    for (let l = 0; l < c.nLayers; l++) {
-      const [attnNorm, wqkv, wo, ffnNorm, w13, w2] = P.slice(1 + 6 * l, 7 + 6 * l).map((q) => q.variable);
-      const h = norm(x, attnNorm!);
-      const [q, k, v] = tf.split(linear(h, wqkv!), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const scores = tf.add(tf.mul(mm(rope(q), swapLast(rope(k))), 1 / Math.sqrt(hs)), mask);
-      const v4 = tf.transpose(tf.reshape(v, [batch, seq, c.nHeads, hs]), [0, 2, 1, 3]);
-      const attn = tf.reshape(tf.transpose(mm(tf.softmax(scores), v4), [0, 2, 1, 3]), [batch * seq, c.dim]) as tf.Tensor2D;
-      x = tf.add(x, linear(attn, wo!));
-      const h2 = norm(x, ffnNorm!);
-      const [gate, up] = tf.split(linear(h2, w13!), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-      x = tf.add(x, linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w2!));
-    }
-    let out = norm(x, P[P.length - 1]!.variable);
-    if (rows) out = selectRows(out, rows);
-    return linear(out, emb);
+    return this.model.forward(ids, batch, seq, { rows });
   }
 
   learningRateAt(s: number): number {
@@ -268,16 +174,24 @@ export class FullTrainer {
   /** Mean token loss of a batch without updating anything. */
   loss(b: LmBatch): number {
     if (b.rows.length === 0) return NaN;
-    return tf.tidy(() => crossEntropy(this.forward(b.ids, b.batch, b.seq, b.rows), b.targets, 1 / b.rows.length).dataSync()[0]!);
+    return tf.tidy(() => this.model.loss(b.ids, b.batch, b.seq, b.rows, b.targets, 1 / b.rows.length).dataSync()[0]!);
   }
 
   /** Loss and gradients of `scale` x (sum of token losses of the batch), in parameter order. */
   gradients(b: LmBatch, scale = 1 / b.rows.length): { loss: number; values: Float32Array[] } {
     if (b.rows.length === 0) return { loss: 0, values: this.params.map((q) => new Float32Array(q.variable.size)) };
-    return tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => crossEntropy(this.forward(b.ids, b.batch, b.seq, b.rows), b.targets, scale), this.params.map((q) => q.variable));
-      return { loss: value.dataSync()[0]!, values: this.params.map((q) => Float32Array.from(grads[q.variable.name]!.dataSync() as Float32Array)) };
+    let loss = 0;
+    let values: Float32Array[] = [];
+    // The arrays leave the scope through the closure, not as tidy's result: tidy walks a result's
+    // contents, element by element for typed arrays (it cost 0.8 s a step on the 1.33M model).
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => this.model.loss(b.ids, b.batch, b.seq, b.rows, b.targets, scale), this.params.map((q) => q.variable));
+      // On the cpu backend (native engine) dataSync is the gradient's own array, which outlives the tensor: no copy.
+      const own = this.model.native;
+      loss = value.dataSync()[0]!;
+      values = this.params.map((q) => (own ? (grads[q.variable.name]!.dataSync() as Float32Array) : Float32Array.from(grads[q.variable.name]!.dataSync() as Float32Array)));
     });
+    return { loss, values };
   }
 
   /** Current parameter values in parameter order (copies). */
@@ -301,8 +215,10 @@ export class FullTrainer {
     const o = this.optim;
     const lr = this.learningRateAt(this.step);
     if (!Number.isFinite(loss)) throw new Error(`step ${this.step + 1}: loss is ${loss}; lower the learning rate (now ${o.learningRate})`);
+    const native = this.model.native ? nativeApi() : undefined;
     let sq = 0;
-    for (const g of grads) for (let j = 0; j < g.length; j++) sq += g[j]! * g[j]!;
+    if (native) for (const g of grads) sq += native.sumSquares(g);
+    else for (const g of grads) for (let j = 0; j < g.length; j++) sq += g[j]! * g[j]!;
     const gradNorm = Math.sqrt(sq);
     const clip = o.maxGradNorm > 0 ? Math.min(1, o.maxGradNorm / (gradNorm + 1e-6)) : 1;
     const t = ++this.step;
@@ -312,9 +228,14 @@ export class FullTrainer {
       const g = grads[i]!;
       const m = this.m[i]!;
       const v = this.v[i]!;
+      const decay = q.decay ? 1 - lr * o.weightDecay : 1;
+      if (native) {
+        // The cpu backend's dataSync is the variable's own array: updated in place, no upload.
+        native.adamw(q.variable.dataSync() as Float32Array, g, m, v, lr, o.beta1, o.beta2, o.eps, decay, clip, bc1, sqrtBc2);
+        return;
+      }
       const w = q.variable.dataSync() as Float32Array;
       const out = new Float32Array(w.length);
-      const decay = q.decay ? 1 - lr * o.weightDecay : 1;
       for (let j = 0; j < w.length; j++) {
         const gj = g[j]! * clip;
         m[j] = o.beta1 * m[j]! + (1 - o.beta1) * gj;
@@ -329,17 +250,28 @@ export class FullTrainer {
   /** The weights as the shared contract (a copy), e.g. for saveLlama2c or the decoder. */
   toModelData(): LlamaModelData {
     const c = this.config;
-    const get = (i: number): Float32Array => Float32Array.from(this.params[i]!.variable.dataSync() as Float32Array);
-    const emb = get(0);
+    const byName = new Map(this.params.map((q) => [q.name, q]));
+    const get = (name: string): Float32Array => Float32Array.from(byName.get(name)!.variable.dataSync() as Float32Array);
+    const emb = get("embedding");
+    const d = c.dim;
+    const kv = (c.nKvHeads * c.dim) / c.nHeads;
     const layers = Array.from({ length: c.nLayers }, (_, l) => {
-      const at = 1 + 6 * l;
-      const qkv = get(at + 1);
-      const w13 = get(at + 4);
-      const d2 = c.dim * c.dim;
-      const hd = c.hiddenDim * c.dim;
-      return { attnNorm: get(at), wq: qkv.slice(0, d2), wk: qkv.slice(d2, 2 * d2), wv: qkv.slice(2 * d2), wo: get(at + 2), ffnNorm: get(at + 3), w1: w13.slice(0, hd), w3: w13.slice(hd), w2: get(at + 5) };
+      const qkv = get(`l${l}.wqkv`);
+      const w13 = get(`l${l}.w13`);
+      const hd = c.hiddenDim * d;
+      return {
+        attnNorm: get(`l${l}.attnNorm`),
+        wq: qkv.slice(0, d * d),
+        wk: qkv.slice(d * d, d * d + kv * d),
+        wv: qkv.slice(d * d + kv * d),
+        wo: get(`l${l}.wo`),
+        ffnNorm: get(`l${l}.ffnNorm`),
+        w1: w13.slice(0, hd),
+        w3: w13.slice(hd),
+        w2: get(`l${l}.w2`),
+      };
     });
-    return { config: c, weights: { tokenEmbedding: emb, layers, finalNorm: get(this.params.length - 1), lmHead: emb } };
+    return { config: c, weights: { tokenEmbedding: emb, layers, finalNorm: get("finalNorm"), lmHead: byName.has("lmHead") ? get("lmHead") : emb } };
   }
 
   /** Writes model.bin, optimizer.bin and state.json (with `extra`) into `dir`, atomically as a folder. */
@@ -376,6 +308,6 @@ export class FullTrainer {
   }
 
   dispose(): void {
-    tf.dispose([...this.params.map((q) => q.variable), this.rotate, this.ropeCos, this.ropeSin, ...this.masks.values()]);
+    this.model.dispose();
   }
 }

@@ -168,7 +168,8 @@ export class SftTrainer {
 
   /** The worker pool for config.workers > 1, started on first use. */
   private gradPool(): GradPool | undefined {
-    if (this.config.workers <= 1) return undefined;
+    // The native engine threads each op over all cores itself; worker copies would only compete with it.
+    if (this.config.workers <= 1 || this.model.native) return undefined;
     if (this.pool && this.pool.size === this.config.workers) return this.pool;
     void this.pool?.close();
     this.pool = new GradPool(this.config.workers, { model: this.base, lora: this.config.lora, backend: currentBackend()?.name ?? "wasm", attention: this.model.attention, padId: this.padId });

@@ -7,7 +7,8 @@ import { SftTrainer } from "../../src/train/sft.ts";
 import { tinySetup } from "./tiny-sft.ts";
 
 const [outputDir, resume, delay] = process.argv.slice(2);
-await initBackend("wasm");
+// The parent names the engine (KTU_ENGINE); wasm when it does not.
+await initBackend(process.env.KTU_ENGINE ? undefined : "wasm");
 const { model, encoded } = tinySetup();
 const trainer = new SftTrainer({
   model,
