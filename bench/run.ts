@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "../src/util/fs.ts";
 import { repoRoot } from "../src/util/paths.ts";
@@ -101,12 +102,25 @@ function updateReadme(): void {
   writeFileAtomicSync(path, readme.slice(0, from + start.length) + "\n" + readmeTable() + readme.slice(to));
 }
 
+/**
+ * Waits (up to `maxSeconds`) for the 1-minute load average to fall under 0.3 per core, so that a
+ * load-gated bench's "before" figure is other work's load, not the decay of the bench just run.
+ */
+async function settle(maxSeconds = 300): Promise<void> {
+  const bar = 0.3 * cpus().length;
+  const start = Date.now();
+  if (loadavg()[0]! < bar) return;
+  process.stderr.write(`waiting for the load average (${loadavg()[0]!.toFixed(2)}) to fall under ${bar.toFixed(1)} before the next PyTorch-peer bench\n`);
+  while (loadavg()[0]! >= bar && Date.now() - start < maxSeconds * 1000) await new Promise((r) => setTimeout(r, 5000));
+}
+
 const args = process.argv.slice(2);
 let chosen: string[] = [];
 if (!args.includes("--readme-only")) {
   chosen = args.length > 0 ? args : [...benches];
   for (const name of chosen) {
     if (!(benches as readonly string[]).includes(name)) throw new Error(`unknown bench ${JSON.stringify(name)}; one of ${benches.join(", ")}`);
+    if (loadGated.has(name)) await settle();
     process.stderr.write(`== bench/${name}.ts\n`);
     const run = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "bench", `${name}.ts`)], { stdio: "inherit", cwd: repoRoot });
     if (run.status !== 0) process.stderr.write(`bench/${name}.ts exited with ${run.status}\n`);
