@@ -13,9 +13,12 @@ $SUDO apt-get install -y --no-install-recommends \
   python3-ipykernel python3-jupyter-kernel-test python3-nbformat python3-venv \
   chromium fonts-dejavu-core gcc make
 npm ci
+# The machine's own package mirror, when it has one: without it pip first asks PyPI for every package,
+# and where PyPI is unreachable each ask is retried (minutes of waiting for nothing).
+if [ -z "${PIP_INDEX_URL:-}" ] && [ -d /opt/pypi/simple ]; then export PIP_INDEX_URL=file:///opt/pypi/simple; fi
 if [ ! -x .venv-jupyterlab/bin/jupyter ]; then
   if /usr/bin/python3 -m venv .venv-jupyterlab \
-    && .venv-jupyterlab/bin/pip install --quiet jupyterlab plotly; then
+    && .venv-jupyterlab/bin/pip install --quiet --retries 1 jupyterlab plotly; then
     echo "JupyterLab for the browser test: $(.venv-jupyterlab/bin/jupyter lab --version)"
   else
     rm -rf .venv-jupyterlab
