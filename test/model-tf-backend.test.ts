@@ -31,5 +31,9 @@ test("engine choice in a fresh process: automatic, KTU_ENGINE, the older KTU_BAC
   // native either runs (and names its SIMD level and threads) or fails with the reason.
   const native = engineLine({ KTU_ENGINE: "native" });
   assert.match(native, /^(engine: native \(\w+, \d+ threads?|error: engine native \(forced by KTU_ENGINE\) failed to load: .+)/);
-  if (/^engine: native/.test(native)) assert.match(auto, /^engine: (native|tensorflow-gpu)/, "a loadable addon is the default on a CPU machine");
+  if (/^engine: native/.test(native)) {
+    assert.match(auto, /^engine: (native|tensorflow-gpu)/, "a loadable addon is the default on a CPU machine");
+    // README: KTU_NATIVE_THREADS=n sets the native engine's threads.
+    assert.match(engineLine({ KTU_ENGINE: "native", KTU_NATIVE_THREADS: "1" }), /^engine: native \(\w+, 1 thread[;)]/);
+  }
 });
