@@ -10,7 +10,6 @@
  * it stayed under 0.3 per core.
  * Usage: node --import tsx bench/lora-135m.ts [--steps 3] [--jobs lora,score] [--threads 1,2]
  */
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -22,7 +21,7 @@ import { SftTrainer } from "../src/train/sft.ts";
 import { writeJsonAtomic } from "../src/util/fs.ts";
 import { repoRoot } from "../src/util/paths.ts";
 import { Rng } from "../src/util/rng.ts";
-import { load1, loadReport, runTorch, threadCounts, torchPeer } from "./peers/torch.ts";
+import { load1, loadReport, runOursChild, runTorch, threadCounts, torchPeer } from "./peers/torch.ts";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "3" }, jobs: { type: "string", default: "lora,score" }, threads: { type: "string" }, child: { type: "string" } } });
 const steps = Number(values.steps);
@@ -104,14 +103,7 @@ if (values.child) {
   process.exit(0);
 }
 
-function ours(job: Job, threads: number): OursRun | undefined {
-  const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", job, "--steps", String(steps)], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, KTU_NATIVE_THREADS: String(threads) }, maxBuffer: 1 << 24 });
-  if (r.status !== 0) {
-    console.error(`ours (${job}, ${threads} threads) failed: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
-    return undefined;
-  }
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as OursRun;
-}
+const ours = (job: Job, threads: number): OursRun | undefined => runOursChild<OursRun>(fileURLToPath(import.meta.url), ["--child", job, "--steps", steps], threads, job);
 
 const loadBefore = load1();
 const peer = torchPeer();

@@ -10,7 +10,6 @@
  *        [--batch 8] [--seq 128] [--steps 6] [--threads 1,2]
  * Output: one JSON line per shape (ktu_tokens_per_s: ours at all cores), then bench/results/pretrain-throughput.json.
  */
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -20,7 +19,7 @@ import { FullTrainer, initLlama, makeLmBatch } from "../src/train/pretrain.ts";
 import { writeJsonAtomic } from "../src/util/fs.ts";
 import { repoRoot } from "../src/util/paths.ts";
 import { Rng } from "../src/util/rng.ts";
-import { load1, loadReport, runTorch, threadCounts, torchPeer } from "./peers/torch.ts";
+import { load1, loadReport, runOursChild, runTorch, threadCounts, torchPeer } from "./peers/torch.ts";
 
 const { values } = parseArgs({
   options: {
@@ -73,18 +72,8 @@ if (values.child) {
   process.exit(0);
 }
 
-function ours(shape: string, threads: number): OursRun | undefined {
-  const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", shape, "--vocab", String(V), "--batch", String(B), "--seq", String(T), "--steps", String(steps)], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, KTU_NATIVE_THREADS: String(threads) },
-  });
-  if (r.status !== 0) {
-    console.error(`ours (${shape}, ${threads} threads) failed: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
-    return undefined;
-  }
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as OursRun;
-}
+const ours = (shape: string, threads: number): OursRun | undefined =>
+  runOursChild<OursRun>(fileURLToPath(import.meta.url), ["--child", shape, "--vocab", V, "--batch", B, "--seq", T, "--steps", steps], threads, shape);
 
 const loadBefore = load1();
 const peer = torchPeer();

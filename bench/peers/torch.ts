@@ -46,6 +46,19 @@ export function runTorch<T>(script: string, args: (string | number)[], threads: 
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
 }
 
+/**
+ * Our side of a bench in a child process (this bench's own file with `args`), on the native engine at
+ * `threads` threads: the child prints its result as the last line of JSON. `label` names it in errors.
+ */
+export function runOursChild<T>(benchFile: string, args: readonly (string | number)[], threads: number, label: string): T | undefined {
+  const r = spawnSync(process.execPath, ["--import", "tsx", benchFile, ...args.map(String)], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, KTU_NATIVE_THREADS: String(threads) }, maxBuffer: 1 << 24 });
+  if (r.status !== 0) {
+    console.error(`ours (${label}, ${threads} threads) failed: ${(r.stderr || r.error?.message || "").trim().split("\n").slice(-3).join(" | ")}`);
+    return undefined;
+  }
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
+}
+
 export const cores = (): number => cpus().length;
 export const load1 = (): number => Math.round(loadavg()[0]! * 100) / 100;
 
