@@ -1,38 +1,110 @@
 /**
- * The reader-base recipe as plain data: change a number here, not in code. One cosine schedule runs
- * over all stages; a stage only changes what the batches are made of. `mixture` weights pick each
- * batch's task (one task per batch, so batches pad little); "lm" is next-token prediction on windows
- * of the corpus, the others are in src/data/synthetic.ts.
+ * The reader recipe as plain data: change a number here, not in code. Training walks through a
+ * curriculum's `levels` in order; a level ends when its gate task's teacher-forced exact match on a fixed set reaches `gate`
+ * at two checks in a row, or after `maxSteps`. Each step draws one task by the level's `mix` weights
+ * and fills a batch with it. recipes/reader/README.md gives the measurements behind each choice.
  */
-export interface ReaderStage {
+export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm";
+
+export interface ReaderLevel {
   name: string;
-  steps: number;
-  mixture: Partial<Record<"lm" | "copy" | "recall" | "member" | "span", number>>;
+  mix: Partial<Record<ReaderTask, number>>;
+  /** The task whose exact match promotes, and the share needed; no gate: run `maxSteps`. */
+  gate?: { task: ReaderTask; share: number };
+  maxSteps: number;
+  /** Random pieces come from the first `pool` word pieces (0: all of them). */
+  pool: number;
+  /** Pieces per plain/template repeat, drawn from this list. */
+  repeatLengths: number[];
+  /** Pieces in a lookup window. */
+  window: number;
+  /** Characters of natural passage around the question's sentence (cloze) or answer (qa). */
+  chars: number;
+  /** Questions per row of the multi-turn tasks (mlookup, mcloze). */
+  turns: number;
+  /** Rows per batch. */
+  batch: number;
+  /** Learning rate over the level: constant, or cosine from the peak to `peak x floor` (the last level). */
+  decay?: { floor: number };
 }
+
+const copyLevels: ReaderLevel[] = [
+  // The copy (induction) circuit, alone and dense: from a pool of 512 pieces it forms in ~150 steps of
+  // 64 (prototype run D, and every run here); mixed into other tasks it did not form in 1.6M tokens.
+  { name: "repeat-512", mix: { repeat: 1 }, gate: { task: "repeat", share: 0.9 }, maxSteps: 800, pool: 512, repeatLengths: [8, 16, 24], window: 0, chars: 0, turns: 1, batch: 64 },
+  { name: "repeat-all", mix: { repeat: 1 }, gate: { task: "repeat", share: 0.9 }, maxSteps: 800, pool: 0, repeatLengths: [8, 16, 24], window: 0, chars: 0, turns: 1, batch: 64 },
+];
+
+/** Lookup in the QA template on random pieces (nothing but looking back predicts the answer); the gate asks the real prompt's single question. */
+const lookupLevel = (name: string, window: number, maxSteps: number, mix: ReaderLevel["mix"], repeatLengths = [8, 16, 24]): ReaderLevel => ({
+  name, mix, gate: { task: "lookup", share: 0.85 }, maxSteps, pool: 0, repeatLengths, window, chars: 0, turns: Math.min(8, Math.max(2, window / 2)), batch: 64,
+});
+/** Natural passages: sentence cloze with entity answers, the train side's real QA pairs, some LM. */
+const naturalLevel = (name: string, chars: number, maxSteps: number, mix: ReaderLevel["mix"], gate?: number): ReaderLevel => ({
+  name, mix, gate: gate ? { task: "cloze", share: gate } : undefined, maxSteps, pool: 0, repeatLengths: [16, 32], window: 32, chars, turns: 4, batch: 32,
+});
+const lookupLevels = (mix: ReaderLevel["mix"], repeatLengths?: number[]): ReaderLevel[] => [
+  // Gate-driven: run A left lookup-8 at its old limit of 1,500 steps with exact match 0.33 and fell to
+  // 0.01 at 16 pieces; a window is worth doubling only once it is solved.
+  lookupLevel("lookup-8", 8, 8000, mix, repeatLengths),
+  lookupLevel("lookup-16", 16, 4000, mix, repeatLengths),
+  lookupLevel("lookup-32", 32, 3000, mix, repeatLengths),
+  lookupLevel("lookup-64", 64, 3000, mix, repeatLengths),
+];
+const naturalLevels = (mix: ReaderLevel["mix"]): ReaderLevel[] => [
+  naturalLevel("natural-200", 200, 1000, mix, 0.6),
+  naturalLevel("natural-400", 400, 1000, mix, 0.6),
+  { ...naturalLevel("natural-600", 600, 1500, mix), decay: { floor: 0.1 } },
+];
+
+export interface ReaderCurriculum {
+  /** The QA prompt the reader learns: compact TASK_QA (question first) or the passage first. */
+  prompt: "question-first" | "context-first";
+  levels: ReaderLevel[];
+}
+
+/**
+ * The curricula measured so far (recipes/reader/README.md has their curves); `default` is the one
+ * whose lookup learned fastest per token.
+ */
+export const readerCurricula: Record<string, ReaderCurriculum> = {
+  default: {
+    prompt: "question-first",
+    levels: [...copyLevels, ...lookupLevels({ lookup: 0.6, trepeat: 0.2, repeat: 0.2 }), ...naturalLevels({ cloze: 0.5, qa: 0.2, lookup: 0.1, trepeat: 0.05, lm: 0.15 })],
+  },
+  // The passage first, so that several questions can follow one passage: many answers scored per row.
+  "context-first-multi": {
+    prompt: "context-first",
+    levels: [...copyLevels, ...lookupLevels({ mlookup: 0.6, lookup: 0.1, trepeat: 0.15, repeat: 0.15 }), ...naturalLevels({ mcloze: 0.4, cloze: 0.1, qa: 0.2, mlookup: 0.1, trepeat: 0.05, lm: 0.15 })],
+  },
+  // Copies at random distances before any lookup: only matching content finds the source.
+  "induction-first": {
+    prompt: "context-first",
+    levels: [
+      { name: "induct-512", mix: { induct: 0.7, repeat: 0.3 }, gate: { task: "induct", share: 0.9 }, maxSteps: 1500, pool: 512, repeatLengths: [24, 36, 48], window: 0, chars: 0, turns: 1, batch: 64 },
+      { name: "induct-all", mix: { induct: 0.7, repeat: 0.3 }, gate: { task: "induct", share: 0.9 }, maxSteps: 1500, pool: 0, repeatLengths: [24, 36, 48], window: 0, chars: 0, turns: 1, batch: 64 },
+      lookupLevel("lookup-4", 4, 1500, { mlookup: 0.5, lookup: 0.1, trepeat: 0.2, induct: 0.2 }, [24, 36, 48]),
+      ...lookupLevels({ mlookup: 0.5, lookup: 0.1, trepeat: 0.2, induct: 0.2 }, [24, 36, 48]),
+      ...naturalLevels({ mcloze: 0.4, cloze: 0.1, qa: 0.2, mlookup: 0.1, trepeat: 0.05, lm: 0.15 }),
+    ],
+  },
+};
 
 export const readerRecipe = {
   seed: 1,
   tokenizer: { vocabSize: 4096, minCharCount: 30 },
   model: { dim: 128, nLayers: 4, nHeads: 4, hiddenDim: 352, seqLen: 320 },
-  optim: { learningRate: 2e-3, minLrRatio: 0.1, warmupSteps: 50, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, maxGradNorm: 1 },
-  /** Sequences per batch, by task: short synthetic rows are cheap, passages are not. */
-  batchSize: { lm: 8, copy: 16, recall: 16, member: 16, span: 8 },
-  /** Tokens per "lm" window (plus one target). */
-  lmWindow: 128,
-  /** Passages are cropped around the answer to at most this many characters. */
+  optim: { learningRate: 3e-3, warmupSteps: 100, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, maxGradNorm: 1 },
+  /** Characters of passage the evaluation crops to (evaluate.ts, the pipeline's crop is the same size). */
   maxContextChars: 600,
-  stages: [
-    // Copy first: it is the induction primitive the other tasks build on. A first pilot that mixed
-    // copy, recall and membership from step 0 printed " No" for every task at step 175.
-    { name: "copy", steps: 300, mixture: { copy: 1 } },
-    { name: "recall", steps: 500, mixture: { copy: 1, recall: 2 } },
-    { name: "skills", steps: 400, mixture: { copy: 1, recall: 2, member: 2 } },
-    { name: "reader", steps: 1800, mixture: { lm: 1, recall: 1, member: 1, span: 3 } },
-  ] as ReaderStage[],
-  checkpointEvery: 25,
-  evalEvery: 50,
-  /** Examples per task in each curriculum evaluation (fixed sets, drawn once from seed + 1000). */
-  evalSize: 32,
+  lmTokens: 128,
+  checkpointEvery: 50,
+  gateEvery: 50,
+  gateSize: 96,
+  /** Greedy QA on the validation pairs (train side, never trained on) every this many steps. */
+  validateEvery: 500,
+  /** Share of the train side's QA groups kept apart for validation. */
+  validationShare: 0.1,
 } as const;
 
 export type ReaderRecipe = typeof readerRecipe;

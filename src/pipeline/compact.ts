@@ -24,6 +24,19 @@ export const compactPromptSensitivePrompt = (question: string, context: string, 
 export const compactCheckingTarget = (answer: string, taskFulfilled: boolean, instructionFulfilled: boolean): string =>
   ` ${answer}\nCHECKING: task<${taskFulfilled ? "fulfilled" : "not fulfilled"}> instruction<${instructionFulfilled ? "fulfilled" : "not fulfilled"}>`;
 
+/**
+ * The same three prompts with the passage before the question (the embedded reader's format,
+ * data/models/reader): a causal model then reads the question last, next to where it answers, so
+ * finding the question's words in the passage is a fixed-offset lookup (recipes/reader/README.md
+ * measures both orders). Task lines, labels and the CHECKING target are unchanged.
+ */
+export const contextFirstCognitionPrompt = (question: string, context: string): string =>
+  `Cognition Assessment Task.\nCONTEXT: ${context}\nQUERY: ${question}\nANSWER:`;
+export const contextFirstQaPrompt = (question: string, context: string): string =>
+  `Trustworthy QA Task, else Not Provided.\nCONTEXT: ${context}\nQUESTION: ${question}\nANSWER:`;
+export const contextFirstPromptSensitivePrompt = (question: string, context: string, instruction: string): string =>
+  `Trustworthy QA Task, else Not Provided. ${instruction}\nCONTEXT: ${context}\nQUESTION: ${question}\nANSWER:`;
+
 export const COMPACT_LABELS = { sufficient: " Sufficient", insufficient: " Insufficient", refusal: " Not Provided" } as const;
 
 /** Where a passage's header line ends ("This is a passage about X:\n"); the header is never cropped. */

@@ -37,6 +37,11 @@ export const pretrainOptimDefaults: PretrainOptimConfig = { learningRate: 2e-3, 
 export interface LmExample {
   ids: readonly number[];
   lossFrom: number;
+  /**
+   * Scored token positions as [start, end) ranges, instead of everything from `lossFrom` on: several
+   * answers in one sequence (the reader's multi-question rows) without scoring the questions between.
+   */
+  scored?: readonly (readonly [number, number])[];
 }
 
 export interface LmBatch {
@@ -60,7 +65,7 @@ export function makeLmBatch(examples: readonly LmExample[], padId = 0): LmBatch 
     for (let t = 0; t + 1 < e.ids.length; t++) {
       ids[b * seq + t] = e.ids[t]!;
       tokens++;
-      if (t + 1 >= e.lossFrom) {
+      if (e.scored ? e.scored.some(([a, z]) => t + 1 >= a && t + 1 < z) : t + 1 >= e.lossFrom) {
         rows.push(b * seq + t);
         targets.push(e.ids[t + 1]!);
       }
