@@ -85,6 +85,15 @@ export function cropWindow(context: string, answer: string, maxChars: number, rn
   return context.slice(start, end);
 }
 
+/**
+ * The window of `maxChars` around the first of `answers` found in the passage (its start when none is):
+ * how a model with a declared prompt format (context_chars) sees a benchmark passage, both questions
+ * of a row the same window.
+ */
+export function cropAroundAnswers(context: string, answers: readonly string[], maxChars: number): string {
+  return cropWindow(context, answers.find((a) => a !== "" && context.includes(a)) ?? "", maxChars);
+}
+
 /** Builds the QA prompt from (question, context); the recipe passes the pipeline's compact TASK_QA. */
 export type QaPromptBuilder = (question: string, context: string) => string;
 
