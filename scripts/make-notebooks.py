@@ -2,8 +2,9 @@
 """Writes notebooks/*.ipynb from the cell sources below (outputs empty).
 
 The cells here are the source of truth; scripts/execute-notebooks.sh then runs every notebook with
-our kernel and saves the outputs. Run: /usr/bin/python3 scripts/make-notebooks.py [NAME ...]
+our kernel and saves the outputs. Run: /usr/bin/python3 scripts/make-notebooks.py [--keep-outputs] [NAME ...]
 """
+import json
 import sys
 from pathlib import Path
 
@@ -148,20 +149,27 @@ NOTEBOOKS["02-stage1-uncertainty-recognition"] = [
 # 2. Stage 1: uncertainty-recognition tuning
 
 Load the model, train stage 1 step by step with a live loss plot and a progress bar, and evaluate the
-Sufficient / Insufficient classifier before and after, with calibration plots. On the embedded tiny model
-expect the collapse described in `docs/tiny-scale-feasibility.md`:
-the diagnostics below say whether it happened.
+Sufficient / Insufficient classifier before and after, with calibration plots. The model is the default one, printed by the cell that loads it: the reader
+(`data/models/reader/reader.bin`, a 1.33M-parameter Llama trained from scratch by `recipes/reader`, see
+`data/models/reader/MODEL_CARD.md`, asked with the prompts its `prompt.json` declares) when its weights are
+there, else stories260K (`data/models/stories260K`). On
+stories260K expect the collapse described in `docs/tiny-scale-feasibility.md`; the reader was trained to
+match questions against passages first. The diagnostics below say whether the run collapsed.
 """),
     code("""
-import { initBackend, describeBackend, openModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, defaultModelPath,
+import { initBackend, describeBackend, openModel, describeModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, pipelineDefaults, pipelinePrompts,
   reliabilityDiagram, confidenceHistogram, figure } from "know-the-unknown";
 import * as aq from "arquero";
 """),
     params_cell("""
+const overrides = JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}");
+const defaults = pipelineDefaults(false, overrides.model);   // the default model, and the lengths its prompt.json declares
 const params = {
-  model: defaultModelPath(),
+  model: defaults.model,
   seed: 1,
-  maxLen: 256,
+  maxLen: defaults.maxLen,                       // prompt + answer tokens: reader 320 (its prompt.json), stories260K 256
+  maxNewTokens: defaults.maxNewTokens,           // answer length: reader 24, stories260K 12
+  contextChars: defaults.contextChars,           // reader: passages cut to 600 characters around the answer first
   trainRows: 256 as number | undefined,          // the first 256 stage-1 examples (undefined: all 486)
   testRows: undefined as number | undefined,    // all test rows
   learningRate: 2e-3,
@@ -170,14 +178,16 @@ const params = {
   batchSize: 16,
   loraRank: 8,
   outDir: "../out/notebooks/stage1-seed1",
-  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+  ...overrides,
 };
 """),
     code("""
 console.log(describeBackend(await initBackend()));
 const { model: base, tokenizer } = openModel(params.model);
+console.log(`model: ${describeModel(params.model, base.config).line}`);
+const { prompts, stop } = pipelinePrompts(params.model);   // the model's own prompts (prompt.json), else the compact ones
 const built = await buildAllDatasets({ outDir: "../out/data" });
-const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: 12, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
+const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: params.maxNewTokens, prompts, contextChars: params.contextChars, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
 console.log(`${base.config.dim}-wide, ${base.config.nLayers} layers; ${data.sets.stage1.examples.length} stage-1 examples, ${data.test.length} test rows`);
 """),
     md("## Before training"),
@@ -191,7 +201,7 @@ const summary = (e: Awaited<ReturnType<typeof evaluateArm>>, name: string) => ({
   "known %": e.known.value.toFixed(1),
   "unknown %": e.unknown.value.toFixed(1),
 });
-const before = await evaluateArm(base, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+const before = await evaluateArm(base, tokenizer, data.test, { maxNewTokens: params.maxNewTokens, prompts, stop, draws: 300 });
 display.table(aq.from([summary(before, "base")]));
 display.plotly(reliabilityDiagram(before.calibration.p_sufficient, { title: "Reliability of P(Sufficient): base, before training" }));
 """),
@@ -220,7 +230,7 @@ console.log(`adapter in ${params.outDir}`);
     md("## After training"),
     code("""
 const stage1Model = trainer.merged();
-const after = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+const after = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: params.maxNewTokens, prompts, stop, draws: 300 });
 display.table(aq.from([summary(before, "base"), summary(after, "stage 1")]));
 const d = after.diagnostics;
 display.markdown(d.no_discrimination || d.majority_label_share > 0.9
@@ -244,19 +254,26 @@ NOTEBOOKS["03-stage2-prompt-sensitive"] = [
 Merge the stage-1 adapter into the base, train stage 2 on HotpotQA questions that carry a causal
 instruction and a CHECKING review, then measure how often the model fulfils such instructions on
 questions it has not seen (checked by each instruction's verifier) and whether known-question accuracy
-comes back while refusals stay (the paper's claim, paper.md 4.2).
+comes back while refusals stay (the paper's claim, paper.md 4.2). The model is the default one, printed by the cell that loads it: the reader
+(`data/models/reader/reader.bin`, a 1.33M-parameter Llama trained from scratch by `recipes/reader`, see
+`data/models/reader/MODEL_CARD.md`, asked with the prompts its `prompt.json` declares) when its weights are
+there, else stories260K (`data/models/stories260K`).
 """),
     code("""
-import { initBackend, openModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, LoraAdapter, mergeLora, defaultModelPath,
+import { initBackend, openModel, describeModel, buildAllDatasets, buildPipelineData, evaluateArm, SftTrainer, LoraAdapter, mergeLora, pipelineDefaults, pipelinePrompts,
   INSTRUCTIONS, readHotpotAll, DEFAULT_HOTPOT_FILES, instructionItems, instructionFollowing, figure } from "know-the-unknown";
 import * as aq from "arquero";
 import { existsSync, readFileSync } from "node:fs";
 """),
     params_cell("""
+const overrides = JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}");
+const defaults = pipelineDefaults(false, overrides.model);   // the default model, and the lengths its prompt.json declares
 const params = {
-  model: defaultModelPath(),
+  model: defaults.model,
   seed: 1,
-  maxLen: 256,
+  maxLen: defaults.maxLen,                       // prompt + answer tokens: reader 320 (its prompt.json), stories260K 256
+  maxNewTokens: defaults.maxNewTokens,           // answer length: reader 24, stories260K 12
+  contextChars: defaults.contextChars,           // reader: passages cut to 600 characters around the answer first
   trainRows: 256 as number | undefined,
   testRows: undefined as number | undefined,
   stage1Dir: "../out/notebooks/stage1-seed1",   // notebook 2's adapter; trained here if missing
@@ -267,14 +284,16 @@ const params = {
   batchSize: 16,
   instructionRows: 40,                         // held-out HotpotQA questions for instruction following
   outDir: "../out/notebooks/stage2-seed1",
-  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+  ...overrides,
 };
 """),
     code("""
 await initBackend();
 const { model: base, tokenizer } = openModel(params.model);
+console.log(`model: ${describeModel(params.model, base.config).line}`);
+const { prompts, stop } = pipelinePrompts(params.model);   // the model's own prompts (prompt.json), else the compact ones
 const built = await buildAllDatasets({ outDir: "../out/data" });
-const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: 12, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
+const data = await buildPipelineData({ tokenizer, maxLen: params.maxLen, maxNewTokens: params.maxNewTokens, prompts, contextChars: params.contextChars, paths: built.paths, benchmark: "paper", trainRows: params.trainRows, testRows: params.testRows });
 const lora = { rank: 8, alpha: 16, dropout: 0, targets: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const };
 const train = async (model: typeof base, examples: typeof data.sets.stage1.examples, outputDir: string, lr: number, label: string) => {
   const trainer = new SftTrainer({ model, train: examples, outputDir, padId: tokenizer.eosId, baseModelName: params.model,
@@ -323,8 +342,8 @@ display.table(aq.from(follow2.slice(0, 6).map((o) => ({ instruction: o.instructi
 """),
     md("## Known and unknown accuracy: recovered?"),
     code("""
-const e1 = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
-const e2 = await evaluateArm(usModel, tokenizer, data.test, { maxNewTokens: 12, draws: 300 });
+const e1 = await evaluateArm(stage1Model, tokenizer, data.test, { maxNewTokens: params.maxNewTokens, prompts, stop, draws: 300 });
+const e2 = await evaluateArm(usModel, tokenizer, data.test, { maxNewTokens: params.maxNewTokens, prompts, stop, draws: 300 });
 const row = (name: string, e: typeof e1) => ({ model: name, "known %": e.known.value.toFixed(1), "known 95% CI": e.known.ci?.map((v) => v.toFixed(1)).join("-"), "unknown %": e.unknown.value.toFixed(1), "unknown 95% CI": e.unknown.ci?.map((v) => v.toFixed(1)).join("-"),
   "majority output": `${(100 * e.diagnostics.majority_output_share).toFixed(0)}% "${e.diagnostics.majority_output}"` });
 display.table(aq.from([row("stage 1", e1), row("stage 1 then stage 2", e2)]));
@@ -342,18 +361,24 @@ The benchmark table over the base model and every variant of the paper's figure 
 stage 2 only, stage 1 then QA, stage 1 then stage 2), over seeds, with cluster-bootstrap intervals and the
 collapse diagnostics beside every number; then reliability diagrams and risk-coverage curves. This runs the
 main job (`npm start`) in-process: with the same parameters and output folder it reuses what `npm start`
-already finished and only computes what is missing.
+already finished and only computes what is missing. The model is the default one, printed by the cell that loads it: the reader
+(`data/models/reader/reader.bin`, a 1.33M-parameter Llama trained from scratch by `recipes/reader`, see
+`data/models/reader/MODEL_CARD.md`, asked with the prompts its `prompt.json` declares) when its weights are
+there, else stories260K (`data/models/stories260K`).
 """),
     code("""
 import { runPipeline, pipelineDefaults, summarizePipeline, formatCi, formatSpread, diagnosticsChart, reliabilityDiagram, riskCoverageCurve, PIPELINE_ARMS } from "know-the-unknown";
 import * as aq from "arquero";
 """),
     params_cell("""
+const overrides = JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}");
 const params = {
-  ...pipelineDefaults(),      // model, seeds [1, 2, 3], maxLen 128, lr 2e-3, 1 epoch, batch 16, LoRA r 8 on all projections
+  // The default model and npm start's settings: seeds [1, 2, 3], maxLen from the model's prompt.json (reader 320,
+  // stories260K 256), lr 2e-3, 1 epoch, batch 16, LoRA r 8 on all projections.
+  ...pipelineDefaults(false, overrides.model),
   out: "../out",              // the folder npm start writes; finished steps are reused
   jobs: 1,                    // seeds one after another inside the kernel
-  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+  ...overrides,
 };
 """),
     code("""
@@ -361,6 +386,7 @@ const bar = progress(1 + 5 * params.seeds.length, "evaluations");
 let finished = 0;
 const result = await runPipeline(params, (e) => { if (e.kind === "step" && e.state !== "started" && e.step.endsWith("evaluate")) bar.update(++finished, e.step); });
 const summary = summarizePipeline(result);
+console.log(`model: ${summary.model.description.line}; prompts: ${summary.prompt.format}`);
 console.log(`${result.evaluations.length} evaluations on ${summary.data.test.n} test rows; ${summary.seconds.toFixed(0)} s`);
 """),
     md("## The benchmark table (mean ± sd over seeds; strict scoring)"),
@@ -395,18 +421,22 @@ NOTEBOOKS["05-paper-figure"] = [
 The only numbers of the paper that can be recovered are in the authors' plotting script `temp.py`
 (paper.md 4.2): Llama-2-7b-chat, known ("positive") and unknown ("negative") accuracy and their harmonic
 mean ("F1 Score"). Below: that figure redrawn as the script draws it, then our own runs in the same layout.
-**Every bar names its source; the authors' numbers are theirs, not ours.**
+**Every bar names its source; the authors' numbers are theirs, not ours.** The model is the default one, printed by the cell that loads it: the reader
+(`data/models/reader/reader.bin`, a 1.33M-parameter Llama trained from scratch by `recipes/reader`, see
+`data/models/reader/MODEL_CARD.md`, asked with the prompts its `prompt.json` declares) when its weights are
+there, else stories260K (`data/models/stories260K`).
 """),
     code("""
 import { TEMP_PY_ROWS, accuracyBarChart, runPipeline, pipelineDefaults, summarizePipeline, formatSpread, oursBarChart, paperComparisonChart } from "know-the-unknown";
 import * as aq from "arquero";
 """),
     params_cell("""
+const overrides = JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}");
 const params = {
-  ...pipelineDefaults(),   // the main job's settings; the same folder reuses npm start's results
+  ...pipelineDefaults(false, overrides.model),   // the default model and the main job's settings; the same folder reuses npm start's results
   out: "../out",
   jobs: 1,
-  ...JSON.parse(process.env.KTU_NOTEBOOK_PARAMS ?? "{}"),
+  ...overrides,
 };
 """),
     md("## The authors' figure (source: authors' temp.py)"),
@@ -417,6 +447,7 @@ display.plotly(accuracyBarChart(TEMP_PY_ROWS, { title: "Authors' numbers (temp.p
     code("""
 const result = await runPipeline(params);
 const summary = summarizePipeline(result);
+console.log(`model: ${summary.model.description.line}`);
 display.plotly(accuracyBarChart(summary.arms.map((a) => ({ label: a.paper_label, overall: a.overall.mean, known: a.known.mean, unknown: a.unknown.mean, source: `${summary.source}, mean of ${a.seeds.length} seed(s)` })),
   { title: `Ours (${summary.source.replace(/^ours: /, "")}): the same layout, y from 0`, ylim: [0, 100] }));
 display.plotly(oursBarChart(summary));
@@ -426,10 +457,10 @@ display.plotly(oursBarChart(summary));
     code("""
 const s = summary.settings;
 display.table(aq.from([
-  { aspect: "model", authors: "Llama-2-7b-chat (7B parameters, 4,096 positions)", ours: `${summary.model.path.split("/").at(-1)} (${summary.model.params.toLocaleString("en")} parameters, ${summary.model.config.seqLen} positions)` },
+  { aspect: "model", authors: "Llama-2-7b-chat (7B parameters, 4,096 positions)", ours: `${summary.model.description.line} (${summary.model.params.toLocaleString("en")} parameters, ${summary.model.config.seqLen} positions)` },
   { aspect: "stage-1 data", authors: "ASQA train benchmark (size not stated), first 1,000 examples", ours: `${summary.data.sets.stage1.examples} examples from the train side of 400 ASQA dev items` },
   { aspect: "stage-2 data", authors: "HotpotQA + GPT-4 replies with CHECKING", ours: `${summary.data.sets.stage2.examples} HotpotQA examples, replies built offline and checked by verifiers` },
-  { aspect: "prompts", authors: "full templates (TASK_COGNITION, TASK_PROMPT, LLAMA2_CHAT + task assignment)", ours: `compact one-line prompts, passages cropped to fit ${s.maxLen} tokens` },
+  { aspect: "prompts", authors: "full templates (TASK_COGNITION, TASK_PROMPT, LLAMA2_CHAT + task assignment)", ours: `compact one-line prompts (${summary.prompt.format}), passages cropped ${s.contextChars ? `to ${s.contextChars} characters around the answer, then ` : ""}to fit ${s.maxLen} tokens` },
   { aspect: "training", authors: "LoRA r 8 on q,v; lr 4e-5 (stage 1) and 5e-5 (stage 2), 1 and 5 epochs, bf16", ours: `LoRA r ${s.loraRank} on ${s.loraTargets.join(",")}; lr ${s.learningRate}, ${s.maxSteps > 0 ? `${s.maxSteps} steps` : `${s.epochs} epoch(s)`}, fp32, TF.js on CPU` },
   { aspect: "test set", authors: "not stated (no split in the code)", ours: `${summary.data.test.n} rows of the held-apart side, cluster-bootstrap intervals` },
   { aspect: "scoring", authors: "not stated (the code's metric changed over time)", ours: "strict span match for known answers; refusal keywords for unknown" },
@@ -533,14 +564,39 @@ if (params.endpoint) {
 ]
 
 
-def main(names):
+def keep_outputs(cells, path: Path):
+    """The new sources in the saved notebook, its outputs and formatting untouched; returns its JSON and the changed cells."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if len(saved["cells"]) != len(cells):
+        sys.exit(f"{path}: {len(saved['cells'])} saved cells, {len(cells)} now; --keep-outputs needs the same cells (re-execute instead)")
+    changed = []
+    for i, (new, old) in enumerate(zip(cells, saved["cells"])):
+        if new.cell_type != old["cell_type"]:
+            sys.exit(f"{path}: cell {i} was {old['cell_type']}, is {new.cell_type} now")
+        if new.source != "".join(old["source"]):
+            changed.append(i)
+            old["source"] = new.source.splitlines(keepends=True)
+    return json.dumps(saved, indent=1, ensure_ascii=False) + "\n", changed
+
+
+def main(args):
+    # --keep-outputs: put the sources into the saved notebooks without dropping their outputs (the cells
+    # that changed then show outputs of their old source until scripts/execute-notebooks.sh runs them).
+    keep = "--keep-outputs" in args
+    names = [a for a in args if a != "--keep-outputs"]
     out = ROOT / "notebooks"
     out.mkdir(exist_ok=True)
     for name, cells in NOTEBOOKS.items():
         if names and name not in names:
             continue
+        path = out / f"{name}.ipynb"
+        if keep:
+            text, changed = keep_outputs(cells, path)
+            path.write_text(text, encoding="utf-8")
+            print(f"updated the sources of notebooks/{name}.ipynb, outputs kept; changed cells (re-execute them): {changed}")
+            continue
         nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "typescript", "file_extension": ".ts"}})
-        nbformat.write(nb, out / f"{name}.ipynb")
+        nbformat.write(nb, path)
         print(f"wrote notebooks/{name}.ipynb ({len(cells)} cells)")
 
 

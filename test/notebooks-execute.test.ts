@@ -61,6 +61,9 @@ function execute(name: string, params: Record<string, unknown>): { nb: Notebook;
   return { nb, text, seconds, path: out };
 }
 
+/** The default model, named with its size and origin (src/model/describe.ts): the reader when its weights are there, else stories260K. */
+const MODEL_LINE = /model: (reader: 1\.33M-parameter Llama trained from scratch by recipes\/reader, see data\/models\/reader\/MODEL_CARD\.md|stories260K: \d+K-parameter Llama, see data\/models\/stories260K\/PROVENANCE\.md)/;
+
 const numbersAfter = (text: string, label: RegExp): number[] => [...text.matchAll(label)].map((m) => Number(m[1]));
 
 test("01-datasets: the benchmark counts, the split without shared questions, stage 1 and 2", () => {
@@ -76,6 +79,7 @@ test("01-datasets: the benchmark counts, the split without shared questions, sta
 
 test("02-stage1: trains with a live loss plot and reports the classifier before and after", () => {
   const { nb, text } = execute("02-stage1-uncertainty-recognition", { ...small, outDir: join(root, "out", "stage1") });
+  assert.match(text, MODEL_LINE, "the notebook says what the model is");
   // The cell after the training loop prints the steps done and each step's loss, and saves the adapter.
   assert.match(text, new RegExp(`steps done: ${small.maxSteps} of ${small.maxSteps}`));
   const loss = numbersAfter(text, /step \d+: loss (\d+\.\d+)/g);
@@ -92,6 +96,7 @@ test("02-stage1: trains with a live loss plot and reports the classifier before 
 
 test("03-stage2: instruction following and known/unknown accuracy after stage 2", () => {
   const { text } = execute("03-stage2-prompt-sensitive", { ...small, stage1Dir: join(root, "out", "stage1"), outDir: join(root, "out", "stage2"), instructionRows: 4 });
+  assert.match(text, MODEL_LINE, "the notebook says what the model is");
   assert.match(text, /stage 1 then stage 2/);
   const rates = numbersAfter(text, /(\d+\.\d)%/g);
   assert.ok(rates.length >= 6 && rates.every((r) => r >= 0 && r <= 100));
@@ -100,6 +105,7 @@ test("03-stage2: instruction following and known/unknown accuracy after stage 2"
 
 test("04-evaluation: the table over every arm with intervals and the verdict", () => {
   const { text } = execute("04-evaluation-and-calibration", pipeline);
+  assert.match(text, MODEL_LINE, "the notebook says what the model is");
   for (const arm of ["base model", "stage 1 only", "QA only", "stage 2 only", "stage 1 then QA", "stage 1 then stage 2"]) assert.ok(text.includes(arm), arm);
   assert.match(text, /Verdict\./);
   assert.match(text, /Word-overlap reference/);
@@ -108,6 +114,7 @@ test("04-evaluation: the table over every arm with intervals and the verdict", (
 
 test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a non-blank HTML rendering", async () => {
   const { nb, text, path } = execute("05-paper-figure", pipeline);
+  assert.match(text, MODEL_LINE, "the notebook says what the model is");
   const figures = nb.cells.flatMap((c) => c.outputs ?? []).map((o) => o.data?.["application/vnd.plotly.v1+json"]).filter(Boolean).map((f) => JSON.stringify(f));
   assert.ok(figures.length >= 4);
   assert.ok(figures[0]!.includes("authors (temp.py)") && !figures[0]!.includes("ours:"), "the first figure is the authors' alone");

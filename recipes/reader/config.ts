@@ -57,6 +57,9 @@ const naturalLevels = (mix: ReaderLevel["mix"]): ReaderLevel[] => [
   { ...naturalLevel("natural-600", 600, 1500, mix), decay: { floor: 0.1 } },
 ];
 
+/** The compact TASK_QA with the passage before the question (the context-first curricula; not the pipeline's format). */
+export const CONTEXT_FIRST_QA = "Trustworthy QA Task, else Not Provided.\nCONTEXT: {context}\nQUESTION: {question}\nANSWER:";
+
 export interface ReaderCurriculum {
   /** The QA prompt the reader learns: compact TASK_QA (question first) or the passage first. */
   prompt: "question-first" | "context-first";

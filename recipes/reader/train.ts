@@ -18,12 +18,13 @@ import { isKnownCorrect } from "../../src/eval/scoring.ts";
 import { describeBackend, initBackend } from "../../src/model/backend.ts";
 import { saveLlama2c } from "../../src/model/llama2c.ts";
 import type { LlamaConfig } from "../../src/model/types.ts";
-import { compactQaPrompt, contextFirstQaPrompt } from "../../src/pipeline/compact.ts";
+import { renderTemplate } from "../../src/model/prompt-format.ts";
+import { compactQaPrompt } from "../../src/pipeline/compact.ts";
 import { FullTrainer, initLlama, makeLmBatch, type LmExample } from "../../src/train/pretrain.ts";
 import { writeFileAtomicSync } from "../../src/util/fs.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { checkpointDir, greedyAnswers, readerContext, stepRng } from "./common.ts";
-import { readerCurricula, readerRecipe as recipe, type ReaderLevel, type ReaderTask } from "./config.ts";
+import { CONTEXT_FIRST_QA, readerCurricula, readerRecipe as recipe, type ReaderLevel, type ReaderTask } from "./config.ts";
 import { clozeTask, inductionTask, lmTask, lookupTask, multiClozeTask, multiLookupTask, multiTurnExample, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask } from "./tasks.ts";
 
 const { values } = parseArgs({
@@ -52,7 +53,7 @@ const t0 = Date.now();
 const ctx = await readerContext(recipe, join(out, "tokenizer.bin"));
 const tok = ctx.tok;
 const promptOrder = curriculum.prompt;
-const qaPrompt = promptOrder === "context-first" ? contextFirstQaPrompt : compactQaPrompt;
+const qaPrompt = promptOrder === "context-first" ? (question: string, context: string): string => renderTemplate(CONTEXT_FIRST_QA, { question, context }) : compactQaPrompt;
 const t = templateIds(tok, qaPrompt);
 const docs = splitDocs(ctx.data.corpus);
 // Validation: a share of the train side's QA groups, never trained on (the test side stays untouched).

@@ -22,3 +22,12 @@ export function cropWindow(context: string, answer: string, maxChars: number, rn
   if (end < context.length && wordEnd >= at + answer.length) end = wordEnd;
   return context.slice(start, end);
 }
+
+/**
+ * The window of `maxChars` around the first of `answers` found in the passage (its start when none is):
+ * how a model with a declared prompt format (context_chars) sees a benchmark passage, both questions
+ * of a row the same window.
+ */
+export function cropAroundAnswers(context: string, answers: readonly string[], maxChars: number): string {
+  return cropWindow(context, answers.find((a) => a !== "" && context.includes(a)) ?? "", maxChars);
+}

@@ -1,6 +1,6 @@
 /** `ktu eval calibrate`: confidences from the model, calibration metrics with bootstrap intervals, plots. */
 import { join } from "node:path";
-import { EVAL_PROMPT_VERSIONS, TASK_ASSIGNMENT } from "../data/prompts.ts";
+import { TASK_ASSIGNMENT } from "../data/prompts.ts";
 import { getChatTemplate, renderChat } from "../model/chat-templates.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -8,9 +8,8 @@ import { writeJsonAtomic } from "../util/fs.ts";
 import { calibrationReport, type CalibrationReport } from "./bootstrap.ts";
 import { AnswerCache } from "./cache.ts";
 import { answerLogprobConfidences, answerProbabilityConfidences, sufficiencyConfidences, type CalibrateOptions, type ConfidenceRun } from "./calibrate.ts";
-import { SEED_DECODE } from "./generator.ts";
 import { readBenchmark } from "./io.ts";
-import { cutPromptsNote, optionalCount, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
+import { cutPromptsNote, declaredDecode, optionalCount, promptFromOptions, sourceFromOptions, sourceHelp, sourceOptions } from "./run-cli.ts";
 import { METRIC_VARIANTS } from "./scoring.ts";
 // The CLI is glue: it writes the plots that src/viz draws from these results.
 import { saveCalibrationFigures } from "../viz/save.ts";
@@ -41,10 +40,12 @@ ${sourceHelp}
   --sources LIST      comma-separated of ${CONFIDENCE_SOURCES.join(", ")} (default: all)
   --limit N           only the first N rows (two questions each)
   --template NAME     chat template stage 1 was trained with, around TASK_COGNITION (default: none)
-  --prompt NAME       evaluation prompt for p_answer and answer_logprob (default llama2_chat)
-  --task-assignment   prepend the US-Tuning task assignment
+  --prompt NAME       evaluation prompt for p_answer and answer_logprob (default: the model's own
+                      format when a prompt.json sits beside --model, then its cognition and QA
+                      templates and labels serve all three sources; else llama2_chat)
+  --task-assignment   prepend the US-Tuning task assignment (paper prompts only)
   --metric NAME       scoring rule for answer_logprob's correctness labels (default strict)
-  --max-tokens N      answer length for answer_logprob (default 200)
+  --max-tokens N      answer length for answer_logprob (default prompt.json's max_new_tokens, else 200)
   --seed N            bootstrap seed (default 0); --draws N bootstrap draws (default 1000)
   --no-png            HTML only
 Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, else by row.`,
@@ -73,6 +74,8 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
     const seed = optionalNumber(values, "seed", name) ?? 0;
     const draws = optionalCount(values, "draws", name) ?? 1000;
     const template = typeof values.template === "string" && values.template !== "none" ? getChatTemplate(values.template) : undefined;
+    const { prompt, format, label } = promptFromOptions(values, name);
+    if (format && template) throw new UsageError(`ktu ${name}: --template wraps the paper's TASK_COGNITION; the model's declared format (${label}) has its own cognition prompt; give --prompt NAME to use the paper's prompts`);
     const rows = readBenchmark(benchmarkPath);
     const source = await sourceFromOptions(values, name);
     const cache = AnswerCache.open(typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl"));
@@ -81,9 +84,10 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
       limit: optionalCount(values, "limit", name),
       cache,
       wrap: template ? (p) => renderChat(template, [{ role: "user", content: p }], { bos: "", eos: "" }) : undefined,
-      prompt: optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, name) ?? "llama2_chat",
+      prompt,
+      ...(format ? { format } : {}),
       taskAssignment: values["task-assignment"] ? TASK_ASSIGNMENT : "",
-      decode: { ...SEED_DECODE, maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens },
+      decode: declaredDecode(format, optionalCount(values, "max-tokens", name)),
       metric: optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? "strict",
       onProgress: (done, total) => {
         const now = Date.now();
@@ -126,6 +130,7 @@ Rows resample by ASQA ambiguous question (sample_id) when the benchmark has it, 
     await writeJsonAtomic(join(out, "calibration.json"), {
       benchmark: benchmarkPath,
       source: source.id,
+      prompt: label,
       seed,
       draws,
       resampling_unit: "ASQA sample_id when present, else benchmark row",

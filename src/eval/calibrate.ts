@@ -6,13 +6,14 @@
  * (b) 1 − P(refuse) = 1 − P("Not Provided") after the evaluation prompt, against answerability;
  * (c) exp(mean token log-prob) of the greedy answer, against correctness, on answered items.
  */
-import { evalPrompt, taskCognitionPrompt, type EvalPromptVersion } from "../data/prompts.ts";
+import { taskCognitionPrompt, type EvalPromptVersion } from "../data/prompts.ts";
+import { cognitionPrompt, type PromptFormat } from "../model/prompt-format.ts";
 import { cached, type AnswerCache } from "./cache.ts";
 import { answerConfidence, labelProbability, refusalProbability } from "./confidence.ts";
 import { mapLimit, SEED_DECODE, type AnswerSource, type DecodeOptions } from "./generator.ts";
 import type { EvalBenchmarkRow } from "./io.ts";
 import { goldAnswers, isKnownCorrect, isRefusal, type MetricVariant } from "./scoring.ts";
-import type { RunError } from "./runner.ts";
+import { declaredContext, questionPrompt, type RunError } from "./runner.ts";
 
 export interface ConfidenceItem {
   id: string | number;
@@ -42,6 +43,8 @@ export interface CalibrateOptions {
   /** Puts a prompt into the chat template the model was trained with (identity by default). */
   wrap?: (prompt: string) => string;
   prompt?: EvalPromptVersion;
+  /** A model's own prompt format (prompt.json): its cognition and QA templates and labels replace the paper's prompts and `wrap`. */
+  format?: PromptFormat;
   taskAssignment?: string;
   decode?: DecodeOptions;
   /** Scoring rule for source (c)'s correctness labels; strict by default (calibration.md 1.1). */
@@ -86,11 +89,11 @@ function needs<K extends keyof AnswerSource>(source: AnswerSource, method: K): N
 export async function sufficiencyConfidences(rows: readonly EvalBenchmarkRow[], source: AnswerSource, options: CalibrateOptions = {}): Promise<ConfidenceRun> {
   const score = needs(source, "continuationLogprobs");
   const wrap = options.wrap ?? ((p: string) => p);
+  const f = options.format;
+  const labels = f ? [f.labels.sufficient, f.labels.insufficient] : ["Sufficient", "Insufficient"];
   const { results, errors } = await over(questionsOf(rows, options.limit), options, async (q) => {
-    const prompt = wrap(taskCognitionPrompt(q.row.context, q.text));
-    const [suf, insuf] = await cached(options.cache, { model: source.id, kind: "continuation", prompt, settings: { continuations: ["Sufficient", "Insufficient"] } }, () =>
-      score(prompt, ["Sufficient", "Insufficient"]),
-    );
+    const prompt = f ? cognitionPrompt(f, q.text, declaredContext(f, q.row)) : wrap(taskCognitionPrompt(q.row.context, q.text));
+    const [suf, insuf] = await cached(options.cache, { model: source.id, kind: "continuation", prompt, settings: { continuations: labels } }, () => score(prompt, labels));
     const p = labelProbability(suf!, insuf!);
     return { id: q.row.id, question: q.question, label: q.question === "known" ? 1 : 0, confidence: p.probability, group: rowGroup(q.row), log_label_mass: p.logLabelMass } as ConfidenceItem;
   });
@@ -100,10 +103,10 @@ export async function sufficiencyConfidences(rows: readonly EvalBenchmarkRow[], 
 /** Source (b): 1 − P("Not Provided") at the first response position of the evaluation prompt. */
 export async function answerProbabilityConfidences(rows: readonly EvalBenchmarkRow[], source: AnswerSource, options: CalibrateOptions = {}): Promise<ConfidenceRun> {
   const score = needs(source, "continuationLogprobs");
-  const version = options.prompt ?? "llama2_chat";
+  const refusal = options.format?.labels.refusal ?? "Not Provided";
   const { results, errors } = await over(questionsOf(rows, options.limit), options, async (q) => {
-    const prompt = evalPrompt(version, q.text, q.row.context, options.taskAssignment ?? "");
-    const [ref] = await cached(options.cache, { model: source.id, kind: "continuation", prompt, settings: { continuations: ["Not Provided"] } }, () => score(prompt, ["Not Provided"]));
+    const prompt = questionPrompt(q.row, q.text, options);
+    const [ref] = await cached(options.cache, { model: source.id, kind: "continuation", prompt, settings: { continuations: [refusal] } }, () => score(prompt, [refusal]));
     return { id: q.row.id, question: q.question, label: q.question === "known" ? 1 : 0, confidence: 1 - refusalProbability(ref!), group: rowGroup(q.row) } as ConfidenceItem;
   });
   return { source: "p_answer", target: "answerability", items: results.filter((r): r is ConfidenceItem => r !== undefined), errors };
@@ -112,13 +115,12 @@ export async function answerProbabilityConfidences(rows: readonly EvalBenchmarkR
 /** Source (c): the geometric-mean token probability of the greedy answer, against its correctness. */
 export async function answerLogprobConfidences(rows: readonly EvalBenchmarkRow[], source: AnswerSource, options: CalibrateOptions = {}): Promise<ConfidenceRun> {
   const gen = needs(source, "completeWithLogprobs");
-  const version = options.prompt ?? "llama2_chat";
   const decode = options.decode ?? SEED_DECODE;
   const metric = options.metric ?? "strict";
   let refused = 0;
   let refusedKnown = 0;
   const { results, errors } = await over(questionsOf(rows, options.limit), options, async (q) => {
-    const prompt = evalPrompt(version, q.text, q.row.context, options.taskAssignment ?? "");
+    const prompt = questionPrompt(q.row, q.text, options);
     const answer = await cached(options.cache, { model: source.id, kind: "logprobs", prompt, settings: decode }, () => gen(prompt, decode));
     const conf = answerConfidence(answer.tokenLogprobs);
     if (conf === null || isRefusal(answer.text, metric)) {

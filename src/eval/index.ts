@@ -11,7 +11,7 @@ export { pythonListRepr, pythonStrRepr, parsePythonList, pyFixed, roundPy } from
 export { mapLimit, SEED_DECODE, type AnswerSource, type DecodeOptions, type CompletionWithLogprobs } from "./generator.ts";
 export { OpenAICompatibleSource, EndpointError, parseRetryAfter, type OpenAIClientOptions } from "./openai.ts";
 export { AnswerCache, answerCacheKey, cached, type CacheKeyParts } from "./cache.ts";
-export { runBenchmark, runCognitionCheck, runSamplingBaseline, runValidationBaseline, type RunOptions, type RunError } from "./runner.ts";
+export { runBenchmark, runCognitionCheck, runSamplingBaseline, runValidationBaseline, declaredContext, questionPrompt, type RunOptions, type RunError } from "./runner.ts";
 export { LocalModelSource, loadLocalSource } from "./local-source.ts";
 export { resultsTable, calibrationTable, resultRow, resultRowFromReport, sideBySide, authorsResultRows, TEMP_PY_NUMBERS, AUTHORS_TEMP_PY, type ResultRow, type ResultsTable } from "./results.ts";
 export { sufficiencyConfidences, answerProbabilityConfidences, answerLogprobConfidences, rowGroup, type ConfidenceItem, type ConfidenceRun, type CalibrateOptions } from "./calibrate.ts";

@@ -1,6 +1,7 @@
 /** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
 import { join } from "node:path";
-import { EVAL_PROMPT_VERSIONS, GPT_SYSTEM_MESSAGE, TASK_ASSIGNMENT } from "../data/prompts.ts";
+import { EVAL_PROMPT_VERSIONS, GPT_SYSTEM_MESSAGE, TASK_ASSIGNMENT, type EvalPromptVersion } from "../data/prompts.ts";
+import { promptFormatPath, readPromptFormat, type PromptFormat } from "../model/prompt-format.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writeJsonAtomic, writeJsonlAtomic } from "../util/fs.ts";
@@ -56,6 +57,31 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
   throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE|DIR|hf:ORG/NAME [--tokenizer FILE]`);
 }
 
+/**
+ * The prompt a run asks with: --prompt NAME; else the model's own format, declared in a prompt.json
+ * beside --model (src/model/prompt-format.ts); else llama2_chat. `label` is what the results record.
+ */
+export function promptFromOptions(values: OptionValues, command: string): { prompt: EvalPromptVersion; format?: PromptFormat; label: string } {
+  const named = optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, command);
+  if (named) return { prompt: named, label: named };
+  const model = values.model;
+  const format = typeof model === "string" && model !== "" ? readPromptFormat(model) : undefined;
+  if (!format) return { prompt: "llama2_chat", label: "llama2_chat" };
+  const file = promptFormatPath(model as string);
+  if (values["task-assignment"]) throw new UsageError(`ktu ${command}: --task-assignment goes with the paper's prompt versions, and ${file} declares the model's own format (${format.format}); give --prompt NAME to use a paper version`);
+  return { prompt: "llama2_chat", format, label: `${format.format} (declared in ${file})` };
+}
+
+/** Decoding under a declared format: its answer length (unless --max-tokens) and stop strings. */
+export function declaredDecode(format: PromptFormat | undefined, maxTokens: number | undefined, temperature = SEED_DECODE.temperature): DecodeOptions {
+  return {
+    ...SEED_DECODE,
+    maxNewTokens: maxTokens ?? format?.max_new_tokens ?? SEED_DECODE.maxNewTokens,
+    temperature,
+    ...(format ? { stop: [...format.stop] } : {}),
+  };
+}
+
 export const sourceOptions = {
   model: { type: "string" },
   tokenizer: { type: "string" },
@@ -90,9 +116,12 @@ export const runCommand = defineCommand({
 ${sourceHelp}
   --out DIR           predictions.jsonl, scores.json, errors.jsonl, answers.cache.jsonl go here
   --limit N           only the first N rows
-  --prompt NAME       ${EVAL_PROMPT_VERSIONS.join(", ")} (default llama2_chat)
-  --task-assignment   prepend the US-Tuning task assignment (for the tuned models)
-  --max-tokens N      (default 200) --temperature T (default 0: greedy)
+  --prompt NAME       ${EVAL_PROMPT_VERSIONS.join(", ")}; default: the model's own format when a
+                      prompt.json sits beside --model (data/models/reader has one: its QA template,
+                      passages cropped to its context_chars around the known answer, its stop
+                      strings and answer length), else llama2_chat
+  --task-assignment   prepend the US-Tuning task assignment (for the tuned models; paper prompts only)
+  --max-tokens N      (default prompt.json's max_new_tokens, else 200) --temperature T (default 0: greedy)
   --metric NAME       ${METRIC_VARIANTS.join(", ")} (default ${DEFAULT_METRIC})
   --cache FILE        answer cache (default OUT/answers.cache.jsonl); a rerun resumes from it
 The last line of stdout is the score summary JSON. Failed answers are listed in errors.jsonl, the
@@ -114,13 +143,9 @@ finished rows are kept, and the command exits 1 naming the first failed id and f
     const benchmarkPath = requireString(values, "benchmark", name);
     const out = requireString(values, "out", name);
     const metric = optionalChoice(values, "metric", METRIC_VARIANTS, name) ?? DEFAULT_METRIC;
-    const prompt = optionalChoice(values, "prompt", EVAL_PROMPT_VERSIONS, name) ?? "llama2_chat";
+    const { prompt, format, label } = promptFromOptions(values, name);
     const limit = optionalCount(values, "limit", name);
-    const decode: DecodeOptions = {
-      ...SEED_DECODE,
-      maxNewTokens: optionalCount(values, "max-tokens", name) ?? SEED_DECODE.maxNewTokens,
-      temperature: optionalNumber(values, "temperature", name) ?? SEED_DECODE.temperature,
-    };
+    const decode = declaredDecode(format, optionalCount(values, "max-tokens", name), optionalNumber(values, "temperature", name));
     const rows = readBenchmark(benchmarkPath);
     const source = await sourceFromOptions(values, name);
     const cachePath = typeof values.cache === "string" ? values.cache : join(out, "answers.cache.jsonl");
@@ -130,6 +155,7 @@ finished rows are kept, and the command exits 1 naming the first failed id and f
     try {
       const { predictions, errors } = await runBenchmark(rows, source, {
         prompt,
+        ...(format ? { format } : {}),
         taskAssignment: values["task-assignment"] ? TASK_ASSIGNMENT : "",
         decode,
         limit,
@@ -150,7 +176,8 @@ finished rows are kept, and the command exits 1 naming the first failed id and f
       const config = {
         benchmark: benchmarkPath,
         source: source.id,
-        prompt,
+        prompt: label,
+        ...(format ? { prompt_format: format } : {}),
         task_assignment: values["task-assignment"] === true,
         decode,
         limit: limit ?? null,

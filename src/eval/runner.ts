@@ -4,6 +4,9 @@
  * kept and a rerun asks only for what is missing.
  */
 import { evalPrompt, llama2ValidationPrompt, taskCognitionPrompt, type EvalPromptVersion } from "../data/prompts.ts";
+import { cropAroundAnswers } from "../data/synthetic.ts";
+import { qaPrompt, type PromptFormat } from "../model/prompt-format.ts";
+import { goldAnswers } from "./scoring.ts";
 import { cognitionCheckIndices, SAMPLING_K, SAMPLING_TEMPERATURE, validationQuestion } from "./baselines.ts";
 import { cached, type AnswerCache } from "./cache.ts";
 import { mapLimit, SEED_DECODE, type AnswerSource, type DecodeOptions } from "./generator.ts";
@@ -18,6 +21,11 @@ export interface RunError {
 export interface RunOptions {
   /** Evaluation prompt version (data/prompts.ts); default llama2_chat. */
   prompt?: EvalPromptVersion;
+  /**
+   * A model's own prompt format (its prompt.json, src/model/prompt-format.ts): when set, questions are
+   * asked with its QA template on the passage cropped to its context_chars, instead of `prompt`.
+   */
+  format?: PromptFormat;
   /** "" for base models, TASK_ASSIGNMENT for the US-Tuning models. */
   taskAssignment?: string;
   decode?: DecodeOptions;
@@ -57,17 +65,27 @@ async function answerJobs(source: AnswerSource, jobs: readonly Job[], options: R
   return { answers, errors };
 }
 
+/**
+ * A row's passage as a declared format shows it: the window of context_chars around the row's known
+ * answer (src/data/synthetic.ts cropAroundAnswers, the reader's training crop), one window for both questions.
+ */
+export const declaredContext = (format: PromptFormat, row: EvalBenchmarkRow): string => cropAroundAnswers(row.context, goldAnswers(row.pos_answer, "strict"), format.context_chars);
+
+/** The question as the run asks it: the declared format's QA prompt, else the evaluation prompt version. */
+export function questionPrompt(row: EvalBenchmarkRow, question: string, options: Pick<RunOptions, "prompt" | "format" | "taskAssignment">): string {
+  if (options.format) return qaPrompt(options.format, question, declaredContext(options.format, row));
+  return evalPrompt(options.prompt ?? "llama2_chat", question, row.context, options.taskAssignment ?? "");
+}
+
 const rowsOf = (rows: readonly EvalBenchmarkRow[], limit?: number) => (limit === undefined ? rows : rows.slice(0, limit));
 
 /** The main benchmark: each row's known and unknown question, same context, same prompt version. */
 export async function runBenchmark(rows: readonly EvalBenchmarkRow[], source: AnswerSource, options: RunOptions = {}): Promise<{ predictions: EvalPrediction[]; errors: RunError[] }> {
-  const version = options.prompt ?? "llama2_chat";
   const decode = options.decode ?? SEED_DECODE;
-  const ta = options.taskAssignment ?? "";
   const picked = rowsOf(rows, options.limit);
   const jobs: Job[] = picked.flatMap((row) => [
-    { row, field: "pos_prediction", prompt: evalPrompt(version, row.pos_query, row.context, ta), decode },
-    { row, field: "neg_prediction", prompt: evalPrompt(version, row.neg_query, row.context, ta), decode },
+    { row, field: "pos_prediction", prompt: questionPrompt(row, row.pos_query, options), decode },
+    { row, field: "neg_prediction", prompt: questionPrompt(row, row.neg_query, options), decode },
   ]);
   const { answers, errors } = await answerJobs(source, jobs, options);
   const predictions: EvalPrediction[] = [];

@@ -51,3 +51,5 @@ export { pieceDecoder, tokenizerJsonPieces, type PieceDecoder } from "./pieces.t
 export { TfGpt2, randomGpt2, saveGpt2, loadGpt2, type Gpt2Config, type Gpt2ModelData, type Gpt2LayerWeights, type Gpt2Cache } from "./gpt2.ts";
 export { generateParallel, type ParallelOptions } from "./parallel.ts";
 export { BpeTokenizer, trainBpe, serializeBpe, saveBpe, charsPerToken, type BpeVocab, type BpeTrainOptions } from "./bpe.ts";
+export { readPromptFormat, checkPromptFormat, promptFormatPath, renderTemplate, qaPrompt, cognitionPrompt, promptSensitivePrompt, checkingTarget, PROMPT_FORMAT_FILE, type PromptFormat, type PromptTemplates, type PromptTexts } from "./prompt-format.ts";
+export { describeModel, countParams, formatParams, type ModelDescription } from "./describe.ts";

@@ -1,11 +1,13 @@
 import { resolve } from "node:path";
 import { formatBuildSummary } from "../data/build-all.ts";
 import { describeBackend, initBackend } from "../model/backend.ts";
+import { describeModel } from "../model/describe.ts";
+import { openModel } from "../model/open.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 import { defineCommand, optionalChoice, optionalNumber, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writePipelineReport } from "./report.ts";
-import { pipelineDefaults, runPipeline, type PipelineEvent, type PipelineOptions } from "./run.ts";
+import { pipelineDefaults, pipelinePrompts, runPipeline, type PipelineEvent, type PipelineOptions } from "./run.ts";
 import { formatSpread } from "./summary.ts";
 
 const positiveInt = (values: OptionValues, name: string): number | undefined => {
@@ -16,10 +18,10 @@ const positiveInt = (values: OptionValues, name: string): number | undefined => 
 
 /** Options over the defaults (pipelineDefaults, or its quick variant). */
 export function startOptions(values: OptionValues): PipelineOptions {
-  const o = pipelineDefaults(values.quick === true);
   const str = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+  // The model first: its declared prompt format (prompt.json) sets the length defaults.
+  const o = pipelineDefaults(values.quick === true, str("model") ? resolve(str("model")!) : undefined);
   if (str("out")) o.out = str("out")!;
-  if (str("model")) o.model = resolve(str("model")!);
   if (str("tokenizer")) o.tokenizer = resolve(str("tokenizer")!);
   if (str("asqa")) o.asqaFile = resolve(str("asqa")!);
   if (str("hotpot")) o.hotpotFiles = str("hotpot")!.split(",").map((f) => resolve(f));
@@ -83,15 +85,17 @@ const start = defineCommand({
   summary: "the main job: datasets, stage 1, merge, stage 2, ablations, evaluation and calibration over seeds, report in OUT/report",
   help: `  --quick              a short run (one seed, few rows, two steps per training; a few minutes)
   --out DIR            output root (default out): DIR/data, DIR/report (index.html, results.json, runs/)
-  --model PATH         llama2.c .bin or Hugging Face folder (default data/models/reader if present, else stories260K)
+  --model PATH         llama2.c .bin or Hugging Face folder (default data/models/reader/reader.bin if present,
+                       else stories260K); a prompt.json beside it declares its prompts and length defaults
   --tokenizer PATH     tokenizer for a .bin model (default tok<vocab>.bin beside it)
   --asqa FILE          ASQA input (default data/asqa/asqa_dev_first400.jsonl)
   --hotpot F1,F2       HotpotQA inputs (default the shipped ones)
   --benchmark paper|corrected   benchmark filter for stage 1 and the test side (default paper)
   --seeds 1,2,3        training seeds (default 1,2,3; quick: 1)
   --seed N             seed of the train/test split (default 42)
-  --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default 256; quick 192)
-  --max-new-tokens N   answer length at evaluation (default 12)
+  --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default the
+                       model's prompt.json max_len, else 256; quick at most 192)
+  --max-new-tokens N   answer length at evaluation (default prompt.json's max_new_tokens, else 12)
   --train-rows N       at most N examples per training set, the first ones (default 256; quick 32)
   --test-rows N        at most N test rows (default all; quick 16)
   --epochs X           epochs per training (default 1)
@@ -132,6 +136,9 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
     // The engine line (what runs, what was skipped), as the README promises; results.json records it as "engine".
     print(describeBackend(await initBackend()));
+    // The model line: what the model is (name, size, where it came from) and its prompts.
+    const prompts = pipelinePrompts(options.model);
+    print(`model: ${describeModel(options.model, openModel(options.model, options.tokenizer).model.config).line}; prompts: ${prompts.format}${prompts.file ? ` (${prompts.file})` : ""}`);
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);
     print("");

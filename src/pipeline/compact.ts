@@ -5,39 +5,42 @@
  * cropped to a window around the gold answer so that prompt + answer fit `maxLen` tokens. Every
  * change against paper.md is listed in notebooks/README.md ("Compact prompts").
  */
+import { checkingTarget, cognitionPrompt, promptSensitivePrompt, qaPrompt, type PromptTexts } from "../model/prompt-format.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { IGNORE_INDEX, type SftExample } from "../train/dataset.ts";
 
+/**
+ * The compact templates and labels (the texts of a prompt format, src/model/prompt-format.ts): what the
+ * pipeline uses for a model that declares no prompt.json, and what the reader declares in its own
+ * (data/models/reader/prompt.json holds the same texts; a test checks it).
+ */
+export const COMPACT_PROMPTS: PromptTexts = {
+  templates: {
+    // Stage 1 (paper.md 1.2, TASK_COGNITION): the model appends Sufficient or Insufficient.
+    cognition: "Cognition Assessment Task.\nQUERY: {question}\nCONTEXT: {context}\nANSWER:",
+    // Evaluation and QA data (paper.md 1.3 TASK_QA, 3.1 task assignment): answer or "Not Provided".
+    qa: "Trustworthy QA Task, else Not Provided.\nQUESTION: {question}\nCONTEXT: {context}\nANSWER:",
+    // Stage 2 (paper.md 1.3 TASK_PROMPT): the causal instruction sits on the task line (one slot, not five).
+    prompt_sensitive: "Trustworthy QA Task, else Not Provided. {instruction}\nQUESTION: {question}\nCONTEXT: {context}\nANSWER:",
+    // Stage 2 target: the answer, then the CHECKING marks without repeating the sentences.
+    checking_target: " {answer}\nCHECKING: task<{task}> instruction<{instruction}>",
+  },
+  labels: { sufficient: " Sufficient", insufficient: " Insufficient", refusal: " Not Provided" },
+};
+
 /** Stage 1 (paper.md 1.2, TASK_COGNITION): the model appends Sufficient or Insufficient. */
-export const compactCognitionPrompt = (question: string, context: string): string =>
-  `Cognition Assessment Task.\nQUERY: ${question}\nCONTEXT: ${context}\nANSWER:`;
+export const compactCognitionPrompt = (question: string, context: string): string => cognitionPrompt(COMPACT_PROMPTS, question, context);
 
 /** Evaluation and QA data (paper.md 1.3 TASK_QA, 3.1 task assignment): answer or "Not Provided". */
-export const compactQaPrompt = (question: string, context: string): string =>
-  `Trustworthy QA Task, else Not Provided.\nQUESTION: ${question}\nCONTEXT: ${context}\nANSWER:`;
+export const compactQaPrompt = (question: string, context: string): string => qaPrompt(COMPACT_PROMPTS, question, context);
 
 /** Stage 2 (paper.md 1.3 TASK_PROMPT): the causal instruction sits on the task line (one slot, not five). */
-export const compactPromptSensitivePrompt = (question: string, context: string, instruction: string): string =>
-  `Trustworthy QA Task, else Not Provided. ${instruction}\nQUESTION: ${question}\nCONTEXT: ${context}\nANSWER:`;
+export const compactPromptSensitivePrompt = (question: string, context: string, instruction: string): string => promptSensitivePrompt(COMPACT_PROMPTS, question, context, instruction);
 
 /** Stage 2 target: the answer, then the CHECKING marks without repeating the sentences. */
-export const compactCheckingTarget = (answer: string, taskFulfilled: boolean, instructionFulfilled: boolean): string =>
-  ` ${answer}\nCHECKING: task<${taskFulfilled ? "fulfilled" : "not fulfilled"}> instruction<${instructionFulfilled ? "fulfilled" : "not fulfilled"}>`;
+export const compactCheckingTarget = (answer: string, taskFulfilled: boolean, instructionFulfilled: boolean): string => checkingTarget(COMPACT_PROMPTS, answer, taskFulfilled, instructionFulfilled);
 
-/**
- * The same three prompts with the passage before the question (the embedded reader's format,
- * data/models/reader): a causal model then reads the question last, next to where it answers, so
- * finding the question's words in the passage is a fixed-offset lookup (recipes/reader/README.md
- * measures both orders). Task lines, labels and the CHECKING target are unchanged.
- */
-export const contextFirstCognitionPrompt = (question: string, context: string): string =>
-  `Cognition Assessment Task.\nCONTEXT: ${context}\nQUERY: ${question}\nANSWER:`;
-export const contextFirstQaPrompt = (question: string, context: string): string =>
-  `Trustworthy QA Task, else Not Provided.\nCONTEXT: ${context}\nQUESTION: ${question}\nANSWER:`;
-export const contextFirstPromptSensitivePrompt = (question: string, context: string, instruction: string): string =>
-  `Trustworthy QA Task, else Not Provided. ${instruction}\nCONTEXT: ${context}\nQUESTION: ${question}\nANSWER:`;
-
-export const COMPACT_LABELS = { sufficient: " Sufficient", insufficient: " Insufficient", refusal: " Not Provided" } as const;
+export const COMPACT_LABELS = COMPACT_PROMPTS.labels;
 
 /** Where a passage's header line ends ("This is a passage about X:\n"); the header is never cropped. */
 const headerEnd = (context: string): number => (context.startsWith("This is a passage about ") ? context.indexOf("\n") + 1 : 0);

@@ -10,16 +10,9 @@ import { readBenchmark, type EvalBenchmarkRow } from "../eval/io.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { SftExample } from "../train/dataset.ts";
 import { InputError } from "../util/errors.ts";
-import {
-  COMPACT_LABELS,
-  compactCheckingTarget,
-  compactCognitionPrompt,
-  compactPromptSensitivePrompt,
-  compactQaPrompt,
-  encodeExample,
-  fitContext,
-  wordOverlap,
-} from "./compact.ts";
+import { checkingTarget, cognitionPrompt, promptSensitivePrompt, qaPrompt, type PromptTexts } from "../model/prompt-format.ts";
+import { cropAroundAnswers } from "../data/synthetic.ts";
+import { COMPACT_PROMPTS, encodeExample, fitContext, wordOverlap, type FitResult } from "./compact.ts";
 
 export type TrainSetName = "stage1" | "qa" | "stage2";
 
@@ -58,6 +51,10 @@ export interface PipelineDataOptions {
   maxLen: number;
   /** Tokens left for generation on test prompts. */
   maxNewTokens: number;
+  /** Templates and labels: the model's declared prompt format, default the compact prompts. */
+  prompts?: PromptTexts;
+  /** Crop every passage to about this many characters around its answer first (a declared format's context_chars). */
+  contextChars?: number;
   /** Paths written by buildAllDatasets. */
   paths: Record<string, string>;
   hotpotFiles?: string[];
@@ -100,23 +97,32 @@ const limit = <T>(rows: readonly T[], n?: number): T[] => (n === undefined ? [..
 
 export async function buildPipelineData(options: PipelineDataOptions): Promise<PipelineData> {
   const { tokenizer, maxLen } = options;
+  const p = options.prompts ?? COMPACT_PROMPTS;
+  const labels = p.labels;
+  // A passage cropped to the declared window first (as the model saw passages in training), then to fit maxLen.
+  const fit = (full: string, anchor: string, build: readonly ((context: string) => string)[], answerTokens: number): FitResult => {
+    const window = options.contextChars === undefined ? full : cropAroundAnswers(full, [anchor], options.contextChars);
+    const f = fitContext(tokenizer, window, anchor, maxLen, build, answerTokens);
+    // Counted against the whole passage: the window's cut is a cut too.
+    return window === full ? f : { ...f, cut: true, totalChars: f.totalChars + Math.max(0, full.length - window.length) };
+  };
   const trainKey = options.benchmark === "paper" ? "splitPaperTrain" : "splitCorrectedTrain";
   const testKey = options.benchmark === "paper" ? "splitPaperTest" : "splitCorrectedTest";
   const trainRows = limit(readBenchmark(options.paths[trainKey]!), options.trainRows === undefined ? undefined : Math.ceil(options.trainRows / 2));
   const testRows = limit(readBenchmark(options.paths[testKey]!), options.testRows);
 
   // Stage 1: each benchmark row gives its known question (Sufficient) and unknown one (Insufficient), as buildStage1 does.
-  const s1Answer = labelTokens(tokenizer, COMPACT_LABELS.sufficient, COMPACT_LABELS.insufficient);
+  const s1Answer = labelTokens(tokenizer, labels.sufficient, labels.insufficient);
   const stage1: CompactSet = { name: "stage1", examples: [], preview: [], cropped: 0, keptShare: 0 };
   let kept = 0;
   let total = 0;
   for (const row of trainRows) {
-    const fit = fitContext(tokenizer, row.context, anchorOf(row.context, goldList(row)), maxLen, [(c) => compactCognitionPrompt(row.pos_query, c), (c) => compactCognitionPrompt(row.neg_query, c)], s1Answer);
-    kept += fit.keptChars;
-    total += fit.totalChars;
-    if (fit.cut) stage1.cropped++;
-    for (const [q, label] of [[row.pos_query, COMPACT_LABELS.sufficient], [row.neg_query, COMPACT_LABELS.insufficient]] as const) {
-      const prompt = compactCognitionPrompt(q, fit.context);
+    const f = fit(row.context, anchorOf(row.context, goldList(row)), [(c) => cognitionPrompt(p, row.pos_query, c), (c) => cognitionPrompt(p, row.neg_query, c)], s1Answer);
+    kept += f.keptChars;
+    total += f.totalChars;
+    if (f.cut) stage1.cropped++;
+    for (const [q, label] of [[row.pos_query, labels.sufficient], [row.neg_query, labels.insufficient]] as const) {
+      const prompt = cognitionPrompt(p, q, f.context);
       stage1.examples.push(encodeExample(tokenizer, prompt, label, stage1.examples.length, maxLen));
       if (stage1.preview.length < 4) stage1.preview.push({ prompt, target: label });
     }
@@ -139,11 +145,11 @@ export async function buildPipelineData(options: PipelineDataOptions): Promise<P
   limit(readJsonlRecords(qaFile), options.trainRows).forEach((rec, i) => {
     const s = sampleOf(qaFile, rec, i);
     const target = ` ${str(qaFile, rec, "output", i)}`;
-    const fit = fitContext(tokenizer, hotpotContext(s), s.answer, maxLen, [(c) => compactQaPrompt(s.question, c)], labelTokens(tokenizer, target));
-    kept += fit.keptChars;
-    total += fit.totalChars;
-    if (fit.cut) qa.cropped++;
-    const prompt = compactQaPrompt(s.question, fit.context);
+    const f = fit(hotpotContext(s), s.answer, [(c) => qaPrompt(p, s.question, c)], labelTokens(tokenizer, target));
+    kept += f.keptChars;
+    total += f.totalChars;
+    if (f.cut) qa.cropped++;
+    const prompt = qaPrompt(p, s.question, f.context);
     qa.examples.push(encodeExample(tokenizer, prompt, target, i, maxLen));
     if (qa.preview.length < 4) qa.preview.push({ prompt, target });
   });
@@ -155,13 +161,13 @@ export async function buildPipelineData(options: PipelineDataOptions): Promise<P
   limit(readJsonlRecords(s2File), options.trainRows).forEach((rec, i) => {
     const s = sampleOf(s2File, rec, i);
     const checks = (rec.checks as { fulfilled: boolean }[] | undefined) ?? [];
-    const target = compactCheckingTarget(str(s2File, rec, "answer", i), checks[0]?.fulfilled ?? true, checks[1]?.fulfilled ?? true);
+    const target = checkingTarget(p, str(s2File, rec, "answer", i), checks[0]?.fulfilled ?? true, checks[1]?.fulfilled ?? true);
     const instruction = str(s2File, rec, "instruction_text", i);
-    const fit = fitContext(tokenizer, hotpotContext(s), s.answer, maxLen, [(c) => compactPromptSensitivePrompt(s.question, c, instruction)], labelTokens(tokenizer, target));
-    kept += fit.keptChars;
-    total += fit.totalChars;
-    if (fit.cut) stage2.cropped++;
-    const prompt = compactPromptSensitivePrompt(s.question, fit.context, instruction);
+    const f = fit(hotpotContext(s), s.answer, [(c) => promptSensitivePrompt(p, s.question, c, instruction)], labelTokens(tokenizer, target));
+    kept += f.keptChars;
+    total += f.totalChars;
+    if (f.cut) stage2.cropped++;
+    const prompt = promptSensitivePrompt(p, s.question, f.context, instruction);
     stage2.examples.push(encodeExample(tokenizer, prompt, target, i, maxLen));
     if (stage2.preview.length < 4) stage2.preview.push({ prompt, target });
   });
@@ -172,24 +178,24 @@ export async function buildPipelineData(options: PipelineDataOptions): Promise<P
   let testCropped = 0;
   const test: TestItem[] = testRows.map((row) => {
     const builders = [
-      (c: string) => compactQaPrompt(row.pos_query, c),
-      (c: string) => compactQaPrompt(row.neg_query, c),
-      (c: string) => compactCognitionPrompt(row.pos_query, c),
-      (c: string) => compactCognitionPrompt(row.neg_query, c),
+      (c: string) => qaPrompt(p, row.pos_query, c),
+      (c: string) => qaPrompt(p, row.neg_query, c),
+      (c: string) => cognitionPrompt(p, row.pos_query, c),
+      (c: string) => cognitionPrompt(p, row.neg_query, c),
     ];
-    const fit = fitContext(tokenizer, row.context, anchorOf(row.context, goldList(row)), maxLen, builders, Math.max(options.maxNewTokens, s1Answer));
-    kept += fit.keptChars;
-    total += fit.totalChars;
-    if (fit.cut) testCropped++;
+    const f = fit(row.context, anchorOf(row.context, goldList(row)), builders, Math.max(options.maxNewTokens, s1Answer));
+    kept += f.keptChars;
+    total += f.totalChars;
+    if (f.cut) testCropped++;
     return {
       id: String(row.id),
       group: typeof row.sample_id === "string" ? row.sample_id : String(row.id),
-      context: fit.context,
+      context: f.context,
       knownQuestion: row.pos_query,
       unknownQuestion: row.neg_query,
       gold: goldList(row),
-      overlapKnown: wordOverlap(row.pos_query, fit.context),
-      overlapUnknown: wordOverlap(row.neg_query, fit.context),
+      overlapKnown: wordOverlap(row.pos_query, f.context),
+      overlapUnknown: wordOverlap(row.neg_query, f.context),
     };
   });
   return { sets: { stage1, qa, stage2 }, test, testCropped, testKeptShare: total ? kept / total : 1 };

@@ -11,7 +11,8 @@ import { continuationLogprobs, generate } from "../model/generate.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
-import { COMPACT_LABELS, compactCognitionPrompt, compactQaPrompt } from "./compact.ts";
+import { cognitionPrompt, qaPrompt, type PromptTexts } from "../model/prompt-format.ts";
+import { COMPACT_PROMPTS } from "./compact.ts";
 import type { TestItem } from "./datasets.ts";
 
 export interface ItemOutput {
@@ -72,6 +73,10 @@ export interface ArmEvaluation {
 
 export interface EvaluateOptions {
   maxNewTokens: number;
+  /** Templates and labels (a model's declared prompt format); default the compact prompts. */
+  prompts?: PromptTexts;
+  /** Strings that end an answer (EOS always does); default a line break. */
+  stop?: string[];
   /** Bootstrap draws (default 1000) and seed. */
   draws?: number;
   seed?: number;
@@ -113,32 +118,33 @@ export function clusterBootstrap<T>(items: readonly T[], groupOf: (t: T) => stri
   return [at((1 - level) / 2), at(1 - (1 - level) / 2)];
 }
 
-function pSufficient(model: LlamaModelData, tokenizer: Tokenizer, question: string, context: string): number {
-  const [s, i] = continuationLogprobs(model, tokenizer, compactCognitionPrompt(question, context), [COMPACT_LABELS.sufficient, COMPACT_LABELS.insufficient]);
+function pSufficient(model: LlamaModelData, tokenizer: Tokenizer, p: PromptTexts, question: string, context: string): number {
+  const [s, i] = continuationLogprobs(model, tokenizer, cognitionPrompt(p, question, context), [p.labels.sufficient, p.labels.insufficient]);
   const d = i!.sum - s!.sum;
   return 1 / (1 + Math.exp(d));
 }
 
-function pAnswer(model: LlamaModelData, tokenizer: Tokenizer, question: string, context: string): number {
-  const [r] = continuationLogprobs(model, tokenizer, compactQaPrompt(question, context), [COMPACT_LABELS.refusal]);
+function pAnswer(model: LlamaModelData, tokenizer: Tokenizer, p: PromptTexts, question: string, context: string): number {
+  const [r] = continuationLogprobs(model, tokenizer, qaPrompt(p, question, context), [p.labels.refusal]);
   return 1 - Math.exp(r!.sum);
 }
 
-/** Answers every test item with the model (greedy, stops at a line break) and scores them. */
+/** Answers every test item with the model (greedy, stops at a line break or the declared stop strings) and scores them. */
 export async function evaluateArm(model: LlamaModelData, tokenizer: Tokenizer, test: readonly TestItem[], options: EvaluateOptions): Promise<ArmEvaluation> {
   const t0 = performance.now();
   const items: ItemOutput[] = [];
+  const p = options.prompts ?? COMPACT_PROMPTS;
   for (const [k, t] of test.entries()) {
-    const answer = (q: string) => generate(model, tokenizer, compactQaPrompt(q, t.context), { maxNewTokens: options.maxNewTokens, stop: ["\n"] }).text;
+    const answer = (q: string) => generate(model, tokenizer, qaPrompt(p, q, t.context), { maxNewTokens: options.maxNewTokens, stop: options.stop ?? ["\n"] }).text;
     items.push({
       id: t.id,
       group: t.group,
       known_answer: answer(t.knownQuestion),
       unknown_answer: answer(t.unknownQuestion),
-      known_p_sufficient: pSufficient(model, tokenizer, t.knownQuestion, t.context),
-      unknown_p_sufficient: pSufficient(model, tokenizer, t.unknownQuestion, t.context),
-      known_p_answer: pAnswer(model, tokenizer, t.knownQuestion, t.context),
-      unknown_p_answer: pAnswer(model, tokenizer, t.unknownQuestion, t.context),
+      known_p_sufficient: pSufficient(model, tokenizer, p, t.knownQuestion, t.context),
+      unknown_p_sufficient: pSufficient(model, tokenizer, p, t.unknownQuestion, t.context),
+      known_p_answer: pAnswer(model, tokenizer, p, t.knownQuestion, t.context),
+      unknown_p_answer: pAnswer(model, tokenizer, p, t.unknownQuestion, t.context),
     });
     options.onProgress?.(k + 1, test.length);
     // Lets a notebook's progress display and Ctrl-C through between rows.

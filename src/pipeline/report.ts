@@ -10,6 +10,7 @@ import { TEMP_PY_ROWS, accuracyBarChart, type AccuracyBarRow } from "../viz/bars
 import { reliabilityDiagram, riskCoverageCurve } from "../viz/calibration-plots.ts";
 import { figure, readable, type Figure } from "../viz/figure.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { acceptanceRows } from "./acceptance.ts";
 import { PIPELINE_ARMS, type PipelineResult } from "./run.ts";
 import { formatCi, formatSpread, modelName, summarizePipeline, type PipelineSummary } from "./summary.ts";
 
@@ -177,14 +178,21 @@ export function reportHtml(result: PipelineResult, summary: PipelineSummary, fig
   const banner = s.pattern.artifact
     ? `<div class="warn"><b>${collapsed ? "Collapse." : "No learned discrimination."}</b> ${esc(s.pattern.verdict)}</div>`
     : `<div class="${s.pattern.appears ? "ok" : "warn"}">${esc(s.pattern.verdict)}</div>`;
+  const acceptance = s.acceptance
+    ? `<h2>Acceptance of the reader</h2>
+<p>From <code>${esc(relative(process.cwd(), s.acceptance.file) || s.acceptance.file)}</code> (recipes/reader/evaluate.ts, for <code>${esc(s.acceptance.acceptance.model)}</code>${s.acceptance.acceptance.generated ? `, ${esc(s.acceptance.acceptance.generated)}` : ""}): ${s.acceptance.acceptance.test.rows} held-apart test rows in ${s.acceptance.acceptance.test.clusters} clusters${s.acceptance.acceptance.test.description ? ` (${esc(s.acceptance.acceptance.test.description)})` : ""}, ${esc(s.acceptance.acceptance.metric)} scoring, 95% cluster-bootstrap intervals. These are the recipe's own runs (full fine-tunes), not this report's arms.</p>
+${table(["seed", "arm", "known %", "unknown %", "stage-1 AUROC"], acceptanceRows(s.acceptance.acceptance))}`
+    : "";
   const figHtml = figs.map((f, i) => `<h3>${esc(f.name)}</h3><div id="fig-${i}" class="fig"></div><script>Plotly.newPlot("fig-${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});</script>`);
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>US-Tuning main job: report</title>
 <style>body{font-family:sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}.warn{background:#fff3cd;border:1px solid #e0c36b;padding:.8em;margin:1em 0}.ok{background:#e6f4ea;border:1px solid #8bc79b;padding:.8em}.authors td{color:#555;font-style:italic}code{background:#f3f3f3;padding:1px 4px}</style>
 <script>${plotlyJs()}</script></head><body>
 <h1>US-Tuning, the main job on ${esc(modelName(s.model.path))}</h1>
+<p><b>Model:</b> ${esc(s.model.description.line)}. Prompts: ${esc(s.prompt.format)}${s.prompt.file ? ` (<code>${esc(s.prompt.file)}</code>)` : ""}${s.prompt.contextChars ? `, passages cropped to about ${s.prompt.contextChars} characters around the answer` : ""}.</p>
 <p>Two-stage uncertainty-sensitive tuning (Li, Tang &amp; Yang, ACL Findings 2025) re-run end to end on the embedded model: data, stage 1, merge, stage 2 and the paper's ablations, ${seeds} seed(s), evaluated on the held-apart test side (${s.data.test.n} benchmark rows, ${esc(s.settings.benchmark)} filter). Model: <code>${esc(s.model.path)}</code>, ${s.model.params.toLocaleString("en")} parameters, context ${s.model.config.seqLen}. The steps took ${(s.step_seconds / 60).toFixed(1)} minutes in all (summed over parallel workers and earlier invocations; this invocation: ${s.seconds.toFixed(0)} s).</p>
 ${banner}
+${acceptance}
 <h2>Our results (mean ± sd over seeds)</h2>
 <p>Strict scoring: a known answer is right when a gold answer is a whole-token span of the output; an unknown answer is right when it refuses (paper.md 3.1 keywords, or empty). Overall is the harmonic mean, as the authors' "F1 Score".</p>
 ${table(["arm", "authors' label", "known %", "unknown %", "overall %", "collapsed seeds", "no-discrimination seeds"], armRows)}

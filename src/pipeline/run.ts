@@ -13,13 +13,17 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildAllDatasets, DEFAULT_ASQA_FILE, DEFAULT_HOTPOT_FILES, type BuildAllResult } from "../data/build-all.ts";
 import { currentBackend, describeBackend, initBackend } from "../model/backend.ts";
+import { countParams, describeModel, type ModelDescription } from "../model/describe.ts";
 import { openModel, type OpenedModel } from "../model/open.ts";
+import { promptFormatPath, readPromptFormat, type PromptTexts } from "../model/prompt-format.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { LoraAdapter, mergeLora } from "../train/lora.ts";
 import { SftTrainer, type StepResult } from "../train/sft.ts";
 import type { LlamaProjection } from "../model/types.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { dataPath } from "../util/paths.ts";
+import { readAcceptance, type ReaderAcceptance } from "./acceptance.ts";
+import { COMPACT_PROMPTS } from "./compact.ts";
 import { buildPipelineData, type PipelineData, type TrainSetName } from "./datasets.ts";
 import { evaluateArm, overlapReference, scoreOutputs, type ArmEvaluation } from "./evaluate.ts";
 
@@ -46,6 +50,8 @@ export interface PipelineOptions {
   splitSeed: number;
   maxLen: number;
   maxNewTokens: number;
+  /** Passages are first cropped to about this many characters around the answer (the model's prompt.json context_chars); then to fit maxLen. */
+  contextChars?: number;
   trainRows?: number;
   testRows?: number;
   epochs: number;
@@ -65,27 +71,36 @@ export interface PipelineOptions {
   arms?: PipelineArmId[];
 }
 
-export function defaultModelPath(): string {
-  const reader = dataPath("models", "reader");
-  if (existsSync(reader)) {
-    const bin = readdirSync(reader).find((f) => f.endsWith(".bin") && !f.startsWith("tok"));
-    if (existsSync(join(reader, "config.json"))) return reader;
-    if (bin) return join(reader, bin);
-  }
-  return dataPath("models", "stories260K", "stories260K.bin");
+/**
+ * The default model: the reader (`models/reader/reader.bin`, or a Hugging Face folder there) when it
+ * is present, else stories260K. `modelsDir` is data/models; tests pass a folder of their own.
+ */
+export function defaultModelPath(modelsDir = dataPath("models")): string {
+  const reader = join(modelsDir, "reader");
+  if (existsSync(join(reader, "reader.bin"))) return join(reader, "reader.bin");
+  if (existsSync(join(reader, "config.json"))) return reader;
+  return join(modelsDir, "stories260K", "stories260K.bin");
 }
 
-export function pipelineDefaults(quick = false): PipelineOptions {
+/**
+ * The main job's settings for `model` (default: defaultModelPath()). A model that declares its prompt
+ * format (prompt.json beside it) sets the length, the answer length and the passage crop; otherwise
+ * 256 tokens (quick: 192) and 12 answer tokens.
+ */
+export function pipelineDefaults(quick = false, model = defaultModelPath()): PipelineOptions {
+  const declared = readPromptFormat(model);
+  const maxLen = declared?.max_len ?? 256;
   return {
     out: "out",
-    model: defaultModelPath(),
+    model,
     asqaFile: DEFAULT_ASQA_FILE,
     hotpotFiles: DEFAULT_HOTPOT_FILES,
     benchmark: "paper",
     seeds: quick ? [1] : [1, 2, 3],
     splitSeed: 42,
-    maxLen: quick ? 192 : 256,
-    maxNewTokens: 12,
+    maxLen: quick ? Math.min(192, maxLen) : maxLen,
+    maxNewTokens: declared?.max_new_tokens ?? 12,
+    ...(declared ? { contextChars: declared.context_chars } : {}),
     trainRows: quick ? 32 : 256,
     testRows: quick ? 16 : undefined,
     epochs: 1,
@@ -98,6 +113,16 @@ export function pipelineDefaults(quick = false): PipelineOptions {
     quick,
     jobs: Math.max(1, Math.min(availableParallelism(), 4)),
   };
+}
+
+/**
+ * The prompts the main job (and the notebooks) use with `model`: its declared prompt format's texts and
+ * stop strings (prompt.json beside it), else the built-in compact prompts and a line break.
+ */
+export function pipelinePrompts(model: string): { prompts: PromptTexts; stop: string[]; format: string; file: string | null } {
+  const declared = readPromptFormat(model);
+  if (!declared) return { prompts: COMPACT_PROMPTS, stop: ["\n"], format: "compact (built in, src/pipeline/compact.ts)", file: null };
+  return { prompts: { templates: declared.templates, labels: declared.labels }, stop: [...declared.stop], format: declared.format, file: promptFormatPath(model) };
 }
 
 export type PipelineEvent =
@@ -118,7 +143,11 @@ export interface TrainedRun {
 
 export interface PipelineResult {
   options: PipelineOptions;
-  model: { path: string; params: number; config: LlamaModelData["config"] };
+  model: { path: string; params: number; config: LlamaModelData["config"]; description: ModelDescription };
+  /** The reader's acceptance numbers (acceptance.json beside the weights), when the file is there. */
+  acceptance: { file: string; acceptance: ReaderAcceptance } | null;
+  /** The prompts used: the model's declared format (prompt.json) or the built-in compact ones. */
+  prompt: { format: string; file: string | null; contextChars: number | null; stop: string[] };
   data: { counts: unknown; sets: Record<TrainSetName, { examples: number; cropped: number; keptShare: number; preview: { prompt: string; target: string }[] }>; test: { n: number; cropped: number; keptShare: number } };
   overlapReference: { value: number; ci: [number, number] | null };
   trained: TrainedRun[];
@@ -231,6 +260,8 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
     };
   }
   const engineInfo = await initBackend();
+  // Read (and checked) first: a bad acceptance.json fails the run now, not after the training.
+  const acceptance = options.worker ? undefined : readAcceptance(options.model);
 
   const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
   const built = await step(join(out, "data", ".ktu-step"), dataKey, "data", emit, async () => {
@@ -241,7 +272,9 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const base = opened.model;
   const tokenizer = opened.tokenizer;
   const maxLen = Math.min(options.maxLen, base.config.seqLen);
-  const modelKey = { model: resolve(options.model), size: readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows };
+  // The model's own prompt format when it declares one (prompt.json beside it), else the compact prompts.
+  const { prompts, stop, format, file } = pipelinePrompts(options.model);
+  const modelKey = { model: resolve(options.model), size: readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows, prompts, contextChars: options.contextChars, stop };
   // Tokenising and cropping takes seconds; the result is kept so that seed workers and reruns load it.
   const stored = await step(join(out, "data", "compact"), keyOf({ ...modelKey, maxNewTokens: options.maxNewTokens }), "compact prompts", emit, async () =>
     storeData(
@@ -249,6 +282,8 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
         tokenizer,
         maxLen,
         maxNewTokens: options.maxNewTokens,
+        prompts,
+        contextChars: options.contextChars,
         paths: built.paths,
         hotpotFiles: options.hotpotFiles,
         benchmark: options.benchmark,
@@ -265,7 +300,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
 
   const evaluate = async (model: LlamaModelData, dir: string, name: string, seed: number | null, arm: PipelineArmId, trainKey: string): Promise<void> => {
     const stored = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
-      evaluateArm(model, tokenizer, data.test, { maxNewTokens: options.maxNewTokens, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
+      evaluateArm(model, tokenizer, data.test, { maxNewTokens: options.maxNewTokens, prompts, stop, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
     );
     // The answers are kept; the numbers are recomputed from them, so a change of scoring needs no new generation.
     const evaluation = { ...scoreOutputs(stored.items, data.test, { draws: options.draws, seed: seed ?? 0 }), seconds: stored.seconds };
@@ -337,12 +372,11 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
 
   const counts = built.counts;
   const sets = Object.fromEntries(Object.entries(data.sets).map(([k, s]) => [k, { examples: s.examples.length, cropped: s.cropped, keptShare: s.keptShare, preview: s.preview }])) as PipelineResult["data"]["sets"];
-  const c = base.config;
-  const kvDim = (c.dim * c.nKvHeads) / c.nHeads;
-  const params = c.dim * c.vocabSize * (c.tiedEmbeddings ? 1 : 2) + c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * kvDim + 3 * c.dim * c.hiddenDim + 2 * c.dim) + c.dim;
   return {
     options,
-    model: { path: options.model, params, config: base.config },
+    model: { path: options.model, params: countParams(base.config), config: base.config, description: describeModel(options.model, base.config) },
+    acceptance: acceptance ?? null,
+    prompt: { format, file, contextChars: options.contextChars ?? null, stop },
     data: { counts, sets, test: { n: data.test.length, cropped: data.testCropped, keptShare: data.testKeptShare } },
     overlapReference: overlapReference(data.test, options.draws),
     trained,

@@ -57,6 +57,10 @@ export interface PipelineSummary {
   generated: string;
   source: string;
   model: PipelineResult["model"];
+  /** The prompts the run used (the model's prompt.json or the built-in compact ones). */
+  prompt: PipelineResult["prompt"];
+  /** The reader's acceptance numbers, from acceptance.json beside the weights; null without one. */
+  acceptance: PipelineResult["acceptance"];
   settings: PipelineResult["options"];
   data: PipelineResult["data"];
   /** The engine that ran the main job (its children run the same one). */
@@ -112,6 +116,8 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
     generated: new Date().toISOString(),
     source,
     model: result.model,
+    prompt: result.prompt,
+    acceptance: result.acceptance,
     settings: result.options,
     data: result.data,
     engine: result.engine,
