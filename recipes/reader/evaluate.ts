@@ -12,14 +12,16 @@
  *   nice -n 10 node --import tsx recipes/reader/evaluate.ts --model DIR/model.bin --tokenizer DIR/tokenizer.bin
  *        [--seeds 1,2,3] [--epochs 4] [--out out/reader-eval.json]
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { BenchmarkRow } from "../../src/data/benchmark.ts";
 import { cropWindow } from "../../src/data/synthetic.ts";
 import { COMPACT_LABELS, compactCognitionPrompt, compactQaPrompt } from "../../src/pipeline/compact.ts";
 import { auroc } from "../../src/eval/calibration.ts";
-import { isKnownCorrect, isRefusal } from "../../src/eval/scoring.ts";
+import { ACCEPTANCE_SCHEMA, checkAcceptance } from "../../src/pipeline/acceptance.ts";
+import { goldAnswers, isKnownCorrect, isRefusal } from "../../src/eval/scoring.ts";
 import { initBackend } from "../../src/model/backend.ts";
 import { BpeTokenizer } from "../../src/model/bpe.ts";
 import { Decoder } from "../../src/model/decode.ts";
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     lr: { type: "string", default: "1e-3" },
     "qa-limit": { type: "string", description: "held-apart QA questions to score (default all)" },
     out: { type: "string", default: "out/reader-eval.json" },
+    acceptance: { type: "string", description: "also write the report's acceptance.json (schema ktu-reader-acceptance/1) here, e.g. data/models/reader/acceptance.json" },
   },
 });
 if (!values.model || !values.tokenizer) throw new Error("--model and --tokenizer are required");
@@ -152,7 +155,7 @@ const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / 
  * 2024-08; also the share of known questions refused (a reader should answer them).
  */
 function scoreArm(rows: readonly BenchmarkRow[], known: readonly string[], unknown: readonly string[]) {
-  const scored = rows.map((r, i) => ({ row: r, known: isKnownCorrect(known[i]!, r.pos_answer, "2024-08") ? 1 : 0, strict: isKnownCorrect(known[i]!, r.pos_answer, "strict") ? 1 : 0, knownRefused: isRefusal(known[i]!) ? 1 : 0, unknown: isRefusal(unknown[i]!) ? 1 : 0 }));
+  const scored = rows.map((r, i) => ({ row: r, known: isKnownCorrect(known[i]!, goldAnswers(r.pos_answer, "2024-08"), "2024-08") ? 1 : 0, strict: isKnownCorrect(known[i]!, goldAnswers(r.pos_answer, "strict"), "strict") ? 1 : 0, knownRefused: isRefusal(known[i]!) ? 1 : 0, unknown: isRefusal(unknown[i]!) ? 1 : 0 }));
   type S = (typeof scored)[number];
   const field = (f: "known" | "strict" | "knownRefused" | "unknown") => (ts: S[]) => mean(ts.map((t) => t[f]));
   const withCi = (f: "known" | "strict" | "knownRefused" | "unknown") => ({ value: field(f)(scored), ci95: clusterCi(scored, (t) => t.row.sample_id, field(f)) });
@@ -200,4 +203,21 @@ for (const seed of seeds) {
 }
 const report = { model: values.model, modelBytes: readFileSync(resolve(values.model)).length, epochs, lr: Number(values.lr), testRows: ctx.data.benchmarkTest.length, extractive, overlap, baselines, base: baseArm, perSeed };
 await writeJsonAtomic(resolve(values.out!), report);
+if (values.acceptance) {
+  // The report's table (src/pipeline/acceptance.ts): known under the issue's 2024-08 rule, unknown = refused.
+  const arm = (a: Arm) => ({ known: { value: a.known.value, ci: a.known.ci95 }, unknown: { value: a.unknown.value, ci: a.unknown.ci95 } });
+  const acceptance = checkAcceptance({
+    schema: ACCEPTANCE_SCHEMA,
+    model: basename(values.model),
+    model_sha256: createHash("sha256").update(readFileSync(resolve(values.model))).digest("hex"),
+    generated: new Date().toISOString(),
+    command: `recipes/reader/evaluate.ts --seeds ${values.seeds} --epochs ${epochs} --lr ${values.lr}`,
+    test: { rows: ctx.data.benchmarkTest.length, clusters: new Set(ctx.data.benchmarkTest.map((r) => r.sample_id)).size, description: "corrected filter, split seed 42, passages cropped to 600 characters around the known answer" },
+    metric: "2024-08",
+    word_overlap_auroc: { value: overlap.auroc ?? 0.5, ci: overlap.ci95 },
+    seeds: perSeed.map((p) => ({ seed: p.seed, base: arm(baseArm), stage1: { ...arm(p.stage1), auroc: { value: p.classifier.auroc ?? 0.5, ci: p.classifier.ci95 } }, stage1_stage2: arm(p.stage12) })),
+  }, values.acceptance);
+  await writeJsonAtomic(resolve(values.acceptance), acceptance);
+  console.log(`wrote ${values.acceptance}`);
+}
 console.log(`wrote ${values.out}`);

@@ -14,7 +14,7 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { isKnownCorrect } from "../../src/eval/scoring.ts";
+import { goldAnswers, isKnownCorrect } from "../../src/eval/scoring.ts";
 import { describeBackend, initBackend } from "../../src/model/backend.ts";
 import { saveLlama2c } from "../../src/model/llama2c.ts";
 import type { LlamaConfig } from "../../src/model/types.ts";
@@ -146,8 +146,8 @@ function validate(trainer: FullTrainer): Record<string, number> {
   for (const [name, items] of [["qa", qa], ["cloze", cloze]] as const) {
     const answers = greedyAnswers(model, tok, items.map((q) => qaPrompt(q.question, q.context)));
     res[`${name}_em`] = items.filter((q, i) => answers[i]!.trim() === q.answer).length / items.length;
-    res[`${name}_strict`] = items.filter((q, i) => isKnownCorrect(answers[i]!, [q.answer], "strict")).length / items.length;
-    res[`${name}_2024_08`] = items.filter((q, i) => isKnownCorrect(answers[i]!, [q.answer], "2024-08")).length / items.length;
+    res[`${name}_strict`] = items.filter((q, i) => isKnownCorrect(answers[i]!, goldAnswers([q.answer], "strict"), "strict")).length / items.length;
+    res[`${name}_2024_08`] = items.filter((q, i) => isKnownCorrect(answers[i]!, goldAnswers([q.answer], "2024-08"), "2024-08")).length / items.length;
     res[`${name}_empty`] = answers.filter((a) => !a.trim()).length / items.length;
     if (name === "qa") console.log(`  e.g. ${items.slice(0, 4).map((q, i) => `${JSON.stringify(q.answer)} -> ${JSON.stringify(answers[i])}`).join("; ")}`);
   }
