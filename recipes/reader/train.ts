@@ -31,6 +31,7 @@ const { values } = parseArgs({
   options: {
     out: { type: "string", default: "out/reader" },
     "max-minutes": { type: "string" },
+    steps: { type: "string", description: "stop after this global step (a later run resumes from it)" },
     levels: { type: "string", description: "comma-separated level names of the curriculum to run, in order (default: all)" },
     seed: { type: "string", description: `default ${recipe.seed}` },
     "from-level": { type: "string", description: "on resume, leave the current level for this one now (recorded in the checkpoint's promotions)" },
@@ -40,6 +41,7 @@ const { values } = parseArgs({
 const out = resolve(values.out!);
 mkdirSync(out, { recursive: true });
 const deadline = values["max-minutes"] ? Date.now() + Number(values["max-minutes"]) * 60_000 : Infinity;
+const stopAt = values.steps ? Number(values.steps) : Infinity;
 const seed = values.seed ? Number(values.seed) : recipe.seed;
 const curriculumName = values.curriculum!;
 const curriculum = readerCurricula[curriculumName];
@@ -197,7 +199,7 @@ if (loaded) {
 const save = (): void => trainer.save(ckpt, { seed, prompt: promptOrder, curriculumName, curriculum: state });
 let tokensSeen = readFileSync(existsSync(logPath) ? logPath : "/dev/null", "utf8").split("\n").filter(Boolean).reduce((n, l) => n + (JSON.parse(l) as { tokens: number }).tokens, 0);
 let done = false;
-while (!stop && Date.now() < deadline) {
+while (!stop && Date.now() < deadline && trainer.step < stopAt) {
   const index = levels.findIndex((l) => l.name === state.level);
   const level = levels[index]!;
   const inLevel = trainer.step - state.levelStart;
