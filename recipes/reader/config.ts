@@ -80,6 +80,18 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
     prompt: "context-first",
     levels: [...copyLevels, ...lookupLevels({ mlookup: 0.6, lookup: 0.1, trepeat: 0.15, repeat: 0.15 }), ...naturalLevels({ mcloze: 0.4, cloze: 0.1, qa: 0.2, mlookup: 0.1, trepeat: 0.05, lm: 0.15 })],
   },
+  // The lookup's answer space small first (4 pieces from a pool of 64, as the associative-recall probe
+  // started from 2 pairs), then the default's levels.
+  "small-first": {
+    prompt: "question-first",
+    levels: [
+      ...copyLevels,
+      { ...lookupLevel("lookup-4-pool-64", 4, 3000, { lookup: 0.6, trepeat: 0.2, repeat: 0.2 }), pool: 64 },
+      { ...lookupLevel("lookup-8-pool-256", 8, 3000, { lookup: 0.6, trepeat: 0.2, repeat: 0.2 }), pool: 256 },
+      ...lookupLevels({ lookup: 0.6, trepeat: 0.2, repeat: 0.2 }),
+      ...naturalLevels({ cloze: 0.5, qa: 0.2, lookup: 0.1, trepeat: 0.05, lm: 0.15 }),
+    ],
+  },
   // Copies at random distances before any lookup: only matching content finds the source.
   "induction-first": {
     prompt: "context-first",
