@@ -214,7 +214,8 @@ while (!stop && Date.now() < deadline && trainer.step < stopAt) {
     continue;
   }
   const progress = inLevel / level.maxSteps;
-  trainer.optim.learningRate = level.decay ? recipe.optim.learningRate * (level.decay.floor + (1 - level.decay.floor) * 0.5 * (1 + Math.cos(Math.PI * progress))) : recipe.optim.learningRate;
+  const peak = level.learningRate ?? recipe.optim.learningRate;
+  trainer.optim.learningRate = level.decay ? peak * (level.decay.floor + (1 - level.decay.floor) * 0.5 * (1 + Math.cos(Math.PI * progress))) : peak;
   const { task, examples } = batchAt(level, trainer.step);
   const r = trainer.trainStep(makeLmBatch(examples));
   tokensSeen += r.tokens;
