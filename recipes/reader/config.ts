@@ -24,6 +24,8 @@ export interface ReaderLevel {
   turns: number;
   /** Rows per batch. */
   batch: number;
+  /** How cloze questions are made (tasks.ts ClozeStyle; default: half fronted, 15% of words dropped). */
+  cloze?: { front: number; drop: number };
   /** Peak learning rate of the level (default: the recipe's). */
   learningRate?: number;
   /** Learning rate over the level: constant, or cosine from the peak to `peak x floor` (the last level). */
@@ -57,10 +59,12 @@ const lookupLevels = (mix: ReaderLevel["mix"], repeatLengths?: number[]): Reader
   lookupLevel("lookup-32", 32, 3000, mix, repeatLengths),
   lookupLevel("lookup-64", 64, 3000, mix, repeatLengths),
 ];
+// Cloze questions start as the lookup the random levels taught (the wh-word in place, every other word
+// kept: the words before the answer are in the passage right before it), then vary as real questions do.
 const naturalLevels = (mix: ReaderLevel["mix"]): ReaderLevel[] => [
-  naturalLevel("natural-200", 200, 1000, mix, 0.6),
-  naturalLevel("natural-400", 400, 1000, mix, 0.6),
-  { ...naturalLevel("natural-600", 600, 1500, mix), decay: { floor: 0.1 } },
+  { ...naturalLevel("natural-200", 200, 1000, mix, 0.6), cloze: { front: 0, drop: 0 } },
+  { ...naturalLevel("natural-400", 400, 1000, mix, 0.6), cloze: { front: 0.25, drop: 0.1 } },
+  { ...naturalLevel("natural-600", 600, 1500, mix), cloze: { front: 0.5, drop: 0.15 }, decay: { floor: 0.1 } },
 ];
 
 /** The compact TASK_QA with the passage before the question (the context-first curricula; not the pipeline's format). */

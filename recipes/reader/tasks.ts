@@ -160,7 +160,16 @@ export function answerCandidates(sentence: string): { text: string; start: numbe
  * of the other words are dropped, so that the question shares most, not all, of its words with the
  * passage, as real questions do.
  */
-export function clozeQuestion(rng: Rng, sentence: string): { question: string; answer: string } | undefined {
+export interface ClozeStyle {
+  /** Share of questions with the wh-word moved to the front (the rest keep it in place). */
+  front: number;
+  /** Share of the other words dropped. */
+  drop: number;
+}
+
+export const DEFAULT_CLOZE: ClozeStyle = { front: 0.5, drop: 0.15 };
+
+export function clozeQuestion(rng: Rng, sentence: string, style: ClozeStyle = DEFAULT_CLOZE): { question: string; answer: string } | undefined {
   const candidates = answerCandidates(sentence);
   let answer: { text: string; start: number };
   if (candidates.length > 0 && rng.next() < 0.85) answer = rng.pick(candidates);
@@ -173,8 +182,8 @@ export function clozeQuestion(rng: Rng, sentence: string): { question: string; a
   const wh = WH_WHEN.test(answer.text) ? "when" : /^[\d,.]+$/.test(answer.text) ? "how many" : /^[A-Z]/.test(answer.text) ? rng.pick(["who", "what", "which"]) : "what";
   const beforeWords = sentence.slice(0, answer.start).split(" ").filter(Boolean);
   const afterWords = sentence.slice(answer.start + answer.text.length).replace(/[.!?]$/, "").split(" ").filter(Boolean);
-  const drop = (ws: string[]): string[] => ws.filter(() => rng.next() >= 0.15);
-  const front = rng.next() < 0.5;
+  const drop = (ws: string[]): string[] => ws.filter(() => rng.next() >= style.drop);
+  const front = rng.next() < style.front;
   const words = front ? [wh[0]!.toUpperCase() + wh.slice(1), ...drop(beforeWords).map((w, i) => (i === 0 && SENTENCE_STARTERS.has(w) ? w.toLowerCase() : w)), ...drop(afterWords)] : [...drop(beforeWords), wh, ...drop(afterWords)];
   return { question: words.join(" ").replace(/[,;:]$/, "") + "?", answer: answer.text };
 }
@@ -183,11 +192,11 @@ export function clozeQuestion(rng: Rng, sentence: string): { question: string; a
  * A cloze question (clozeQuestion) on one sentence of a passage, with a context window of about
  * `chars` characters that holds the sentence at a random offset. Undefined when it does not fit.
  */
-export function clozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: number): { question: string; context: string; answer: string } | undefined {
+export function clozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: number, style: ClozeStyle = DEFAULT_CLOZE): { question: string; context: string; answer: string } | undefined {
   const doc = rng.pick(docs);
   const sentence = rng.pick(doc.sentences);
   if (sentence.length > chars * 0.8) return undefined;
-  const q = clozeQuestion(rng, sentence);
+  const q = clozeQuestion(rng, sentence, style);
   if (!q) return undefined;
   const context = cropWindow(doc.text, sentence, chars, rng);
   if (!context.includes(sentence) || !context.includes(q.answer)) return undefined;
@@ -199,7 +208,7 @@ export function clozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: number): 
  * random order). With the passage first, each further question is another turn after the same
  * passage, so one row scores several answers (multiTurnExample).
  */
-export function multiClozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: number, turns: number): { context: string; qa: { question: string; answer: string }[] } | undefined {
+export function multiClozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: number, turns: number, style: ClozeStyle = DEFAULT_CLOZE): { context: string; qa: { question: string; answer: string }[] } | undefined {
   const doc = rng.pick(docs);
   const anchor = rng.pick(doc.sentences);
   if (anchor.length > chars * 0.8) return undefined;
@@ -208,7 +217,7 @@ export function multiClozeTask(rng: Rng, docs: readonly CorpusDoc[], chars: numb
   const qa: { question: string; answer: string }[] = [];
   for (const sentence of inside) {
     if (qa.length >= turns) break;
-    const q = clozeQuestion(rng, sentence);
+    const q = clozeQuestion(rng, sentence, style);
     if (q && context.includes(q.answer)) qa.push(q);
   }
   return qa.length ? { context, qa } : undefined;

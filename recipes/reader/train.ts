@@ -74,12 +74,12 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng): LmExample | 
     case "lookup": return lookupTask(rng, t, level.window, level.pool);
     case "mlookup": return multiLookupTask(rng, t, level.window, level.pool, level.turns);
     case "mcloze": {
-      const c = multiClozeTask(rng, docs, level.chars, level.turns);
+      const c = multiClozeTask(rng, docs, level.chars, level.turns, level.cloze);
       return c && multiTurnExample(tok, qaPrompt, c.context, c.qa, maxLen);
     }
     case "lm": return lmTask(rng, ctx.stream, recipe.lmTokens);
     case "cloze": {
-      const c = clozeTask(rng, docs, level.chars);
+      const c = clozeTask(rng, docs, level.chars, level.cloze);
       return c && qaExample(tok, qaPrompt, c.question, c.context, c.answer, maxLen);
     }
     case "qa": {
