@@ -5,7 +5,7 @@ import { BpeTokenizer } from "../src/model/bpe.ts";
 import { compactQaPrompt } from "../src/pipeline/compact.ts";
 import { dataPath } from "../src/util/paths.ts";
 import { Rng } from "../src/util/rng.ts";
-import { answerCandidates, clozeTask, lmTask, lookupTask, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask, type CorpusDoc, type TemplateIds } from "../recipes/reader/tasks.ts";
+import { answerCandidates, clozeQuestion, clozeTask, lmTask, lookupTask, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask, type CorpusDoc, type TemplateIds } from "../recipes/reader/tasks.ts";
 
 let data: ReaderData;
 let tok: BpeTokenizer;
@@ -89,4 +89,18 @@ test("tasks are functions of their generator: the same seed draws the same examp
   };
   assert.deepEqual(draw(7), draw(7));
   assert.notDeepEqual(draw(7), draw(8));
+});
+
+test("a lookup-shaped cloze keeps the sentence and puts the wh-word where the answer was", () => {
+  const rng = new Rng(11);
+  const sentence = "The longest human lifespan which is undisputed is that of Sarah Knauss of the United States.";
+  for (let i = 0; i < 50; i++) {
+    const q = clozeQuestion(rng, sentence, { front: 0, drop: 0 })!;
+    assert.ok(sentence.includes(q.answer));
+    const asked = ["who", "what", "which", "when", "how many"].map((wh) => sentence.replace(/\.$/, "").replace(q.answer, wh) + "?");
+    assert.ok(asked.includes(q.question), q.question);
+  }
+  const varied = Array.from({ length: 200 }, () => clozeQuestion(rng, sentence, { front: 1, drop: 0.5 })!);
+  assert.ok(varied.every((q) => /^(Who|What|Which|When|How many) /.test(q.question)));
+  assert.ok(varied.some((q) => q.question.split(" ").length < sentence.split(" ").length - 3));
 });
