@@ -45,7 +45,8 @@ test("lookup's one-piece answer is the piece its question points at, and only th
   const rng = new Rng(2);
   for (let i = 0; i < 300; i++) {
     const w = rng.pick([8, 16, 64]);
-    const e = lookupTask(rng, t, w, 0);
+    const reach = rng.pick([undefined, { before: 10, after: 10 }]);
+    const e = lookupTask(rng, t, w, 0, reach);
     const prompt = e.ids.slice(0, e.lossFrom);
     assert.deepEqual(e.ids.slice(e.lossFrom), [e.ids[e.lossFrom]!, t.eos]);
     const answer = e.ids[e.lossFrom]!;
@@ -58,6 +59,7 @@ test("lookup's one-piece answer is the piece its question points at, and only th
     assert.ok(at >= beforePieces.length);
     assert.deepEqual(window.slice(at - beforePieces.length, at), beforePieces);
     if (what >= 0) assert.deepEqual(window.slice(at + 1, at + q.length - what), q.slice(what + 1));
+    assert.ok(beforePieces.length <= (reach?.before ?? 3) && (what < 0 || q.length - what - 1 <= (reach?.after ?? 2)));
   }
 });
 

@@ -16,6 +16,8 @@ export interface ReaderLevel {
   pool: number;
   /** Pieces per plain/template repeat, drawn from this list. */
   repeatLengths: number[];
+  /** Pieces a lookup question quotes around its answer (tasks.ts LookupReach; default 3 before, 2 after). */
+  reach?: { before: number; after: number };
   /** Pieces in a lookup window. */
   window: number;
   /** Characters of natural passage around the question's sentence (cloze) or answer (qa). */
@@ -49,15 +51,18 @@ const lookupLevel = (name: string, window: number, maxSteps: number, mix: Reader
  * these levels run at 1e-3.
  */
 const naturalLevel = (name: string, chars: number, maxSteps: number, mix: ReaderLevel["mix"], gate?: number): ReaderLevel => ({
-  name, mix, gate: gate ? { task: "cloze", share: gate } : undefined, maxSteps, pool: 0, repeatLengths: [8, 16, 24], window: 16, chars, turns: 4, batch: 32, learningRate: 1e-3,
+  name, mix, gate: gate ? { task: "cloze", share: gate } : undefined, maxSteps, pool: 0, repeatLengths: [8, 16, 24], window: 32, reach: { before: 10, after: 10 }, chars, turns: 4, batch: 32, learningRate: 1e-3,
 });
 const lookupLevels = (mix: ReaderLevel["mix"], repeatLengths?: number[]): ReaderLevel[] => [
   // Gate-driven: run A left lookup-8 at its old limit of 1,500 steps with exact match 0.33 and fell to
   // 0.01 at 16 pieces; a window is worth doubling only once it is solved.
   lookupLevel("lookup-8", 8, 8000, mix, repeatLengths),
   lookupLevel("lookup-16", 16, 4000, mix, repeatLengths),
-  lookupLevel("lookup-32", 32, 3000, mix, repeatLengths),
-  lookupLevel("lookup-64", 64, 3000, mix, repeatLengths),
+  // Questions quoting up to 10 pieces on each side: natural cloze questions quote a whole sentence
+  // around the wh-word, and a circuit that reads only the last pieces before "?" did not carry over to
+  // them (run A4: greedy " The" for every question after 1,000 natural steps).
+  { ...lookupLevel("lookup-32", 32, 3000, mix, repeatLengths), reach: { before: 10, after: 10 } },
+  { ...lookupLevel("lookup-64", 64, 3000, mix, repeatLengths), reach: { before: 10, after: 10 } },
 ];
 // Cloze questions start as the lookup the random levels taught (the wh-word in place, every other word
 // kept: the words before the answer are in the passage right before it), then vary as real questions do.

@@ -102,15 +102,27 @@ export function inductionTask(rng: Rng, t: TemplateIds, length: number, pool: nu
 }
 
 /**
+ * How many pieces a lookup question quotes before the answer (1 to `before`) and, in its cloze form,
+ * after the " what" (1 to `after`). Short reaches keep the answer at a fixed distance from the end of
+ * the question; natural cloze questions quote a whole sentence, so the later levels reach further.
+ */
+export interface LookupReach {
+  before: number;
+  after: number;
+}
+
+export const SHORT_REACH: LookupReach = { before: 3, after: 2 };
+
+/**
  * Lookup inside the QA template on a window of `w` distinct random pieces: the question is the 1-3
  * pieces before the answer ("before"), or 1-2 before, " what", 1-2 after ("cloze"); the answer is the
  * one piece they point at, then EOS. Distinct pieces make the answer unique; one piece makes its end known.
  */
-export function lookupTask(rng: Rng, t: TemplateIds, w: number, pool: number): LmExample {
+export function lookupTask(rng: Rng, t: TemplateIds, w: number, pool: number, reach: LookupReach = SHORT_REACH): LmExample {
   const x = randomPieces(rng, t, w, pool, true);
   const cloze = rng.next() < 0.5;
-  const before = rng.int(1, Math.min(3, w - 2));
-  const after = cloze ? rng.int(1, 2) : 0;
+  const before = rng.int(1, Math.min(reach.before, w - 2));
+  const after = cloze ? rng.int(1, Math.max(1, Math.min(reach.after, w - 1 - before))) : 0;
   const at = rng.int(before, w - 1 - after);
   const question = cloze ? [...x.slice(at - before, at), t.what, ...x.slice(at + 1, at + 1 + after), t.qmark] : [...x.slice(at - before, at), t.qmark];
   const prompt = assemble(t, question, x);

@@ -71,7 +71,7 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng): LmExample | 
     case "repeat": return repeatTask(rng, t, rng.pick(level.repeatLengths), level.pool);
     case "induct": return inductionTask(rng, t, rng.pick(level.repeatLengths), level.pool);
     case "trepeat": return templateRepeatTask(rng, t, rng.pick(level.repeatLengths), level.pool);
-    case "lookup": return lookupTask(rng, t, level.window, level.pool);
+    case "lookup": return lookupTask(rng, t, level.window, level.pool, level.reach);
     case "mlookup": return multiLookupTask(rng, t, level.window, level.pool, level.turns);
     case "mcloze": {
       const c = multiClozeTask(rng, docs, level.chars, level.turns, level.cloze);
