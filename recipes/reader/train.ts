@@ -180,10 +180,13 @@ if (jump && jump !== state.level) {
 const logPath = join(out, "log.jsonl");
 const evalPath = join(out, "eval.jsonl");
 // Rows written after the checkpoint by a killed run are dropped, so the logs read as one run.
+// Tokens seen so far come from the kept log rows.
+let tokensSeen = 0;
 for (const path of [logPath, evalPath]) {
   if (!existsSync(path)) continue;
   const kept = readFileSync(path, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step: number }).step <= trainer.step);
   writeFileAtomicSync(path, kept.map((l) => l + "\n").join(""));
+  if (path === logPath) tokensSeen = kept.reduce((n, l) => n + (JSON.parse(l) as { tokens: number }).tokens, 0);
 }
 console.log(`curriculum ${curriculumName}, prompt ${promptOrder}`);
 console.log(`${resumed ? `resumed at step ${trainer.step}, level ${state.level}` : "new model"}: ${trainer.parameterCount} parameters; levels ${levels.map((l) => l.name).join(" > ")}`);
@@ -197,7 +200,6 @@ if (loaded) {
   if (name ? name !== curriculumName : prompt !== promptOrder) throw new Error(`${ckpt} was trained under ${name ? `curriculum ${name}` : `the ${prompt} prompt`}, not curriculum ${curriculumName}: pass its --curriculum or a new --out`);
 }
 const save = (): void => trainer.save(ckpt, { seed, prompt: promptOrder, curriculumName, curriculum: state });
-let tokensSeen = readFileSync(existsSync(logPath) ? logPath : "/dev/null", "utf8").split("\n").filter(Boolean).reduce((n, l) => n + (JSON.parse(l) as { tokens: number }).tokens, 0);
 let done = false;
 while (!stop && Date.now() < deadline && trainer.step < stopAt) {
   const index = levels.findIndex((l) => l.name === state.level);

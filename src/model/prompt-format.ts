@@ -99,8 +99,26 @@ export function checkPromptFormat(value: unknown, file: string): PromptFormat {
 }
 
 /** Where a model's prompt.json would be: inside a model folder, else beside the weights file. */
-export function promptFormatPath(modelPath: string): string {
-  return existsSync(modelPath) && statSync(modelPath).isDirectory() ? join(modelPath, PROMPT_FORMAT_FILE) : join(dirname(modelPath), PROMPT_FORMAT_FILE);
+export const promptFormatPath = (modelPath: string): string => fileBesideModel(modelPath, PROMPT_FORMAT_FILE);
+
+/** `name` beside a model's weights: inside a model folder, or in the folder of a single-file model. */
+export function fileBesideModel(modelPath: string, name: string): string {
+  return existsSync(modelPath) && statSync(modelPath).isDirectory() ? join(modelPath, name) : join(dirname(modelPath), name);
+}
+
+/**
+ * The parsed JSON file `name` beside a model's weights, or undefined when there is none (or the model is
+ * a hub name, whose files are not looked at). A file that is not JSON is an error naming it.
+ */
+export function readJsonBesideModel(modelPath: string, name: string): { file: string; parsed: unknown } | undefined {
+  if (modelPath.startsWith("hf:")) return undefined;
+  const file = fileBesideModel(modelPath, name);
+  if (!existsSync(file)) return undefined;
+  try {
+    return { file, parsed: JSON.parse(readFileSync(file, "utf8")) };
+  } catch (error) {
+    throw new InputError(file, undefined, undefined, `not JSON: ${(error as Error).message}`);
+  }
 }
 
 /**
@@ -109,14 +127,6 @@ export function promptFormatPath(modelPath: string): string {
  * the file and field, never silently ignored.
  */
 export function readPromptFormat(modelPath: string): PromptFormat | undefined {
-  if (modelPath.startsWith("hf:")) return undefined;
-  const file = promptFormatPath(modelPath);
-  if (!existsSync(file)) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new InputError(file, undefined, undefined, `not JSON: ${(error as Error).message}`);
-  }
-  return checkPromptFormat(parsed, file);
+  const found = readJsonBesideModel(modelPath, PROMPT_FORMAT_FILE);
+  return found && checkPromptFormat(found.parsed, found.file);
 }

@@ -21,8 +21,7 @@
  *     ]
  *   }
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readJsonBesideModel } from "../model/prompt-format.ts";
 import { InputError } from "../util/errors.ts";
 
 export const ACCEPTANCE_FILE = "acceptance.json";
@@ -87,16 +86,8 @@ export function checkAcceptance(value: unknown, file: string): ReaderAcceptance 
 
 /** acceptance.json beside a model's weights (inside a model folder), checked; undefined when there is none. */
 export function readAcceptance(modelPath: string): { file: string; acceptance: ReaderAcceptance } | undefined {
-  if (modelPath.startsWith("hf:")) return undefined;
-  const file = existsSync(modelPath) && statSync(modelPath).isDirectory() ? join(modelPath, ACCEPTANCE_FILE) : join(dirname(modelPath), ACCEPTANCE_FILE);
-  if (!existsSync(file)) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new InputError(file, undefined, undefined, `not JSON: ${(error as Error).message}`);
-  }
-  return { file, acceptance: checkAcceptance(parsed, file) };
+  const found = readJsonBesideModel(modelPath, ACCEPTANCE_FILE);
+  return found && { file: found.file, acceptance: checkAcceptance(found.parsed, found.file) };
 }
 
 const pct = (x: ValueWithCi): string => `${(100 * x.value).toFixed(1)} [${(100 * x.ci[0]).toFixed(1)}, ${(100 * x.ci[1]).toFixed(1)}]`;
