@@ -4,7 +4,9 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadReaderData, type ReaderData } from "../../src/data/reader-data.ts";
+import { babiContext, readBabiSplit, type BabiQuestion } from "../../src/data/babi.ts";
+import { loadReaderData, type ReaderData, type SpanQa } from "../../src/data/reader-data.ts";
+import { readSquadSplit, type SquadArticle } from "../../src/data/squad.ts";
 import { BpeTokenizer, saveBpe, trainBpe } from "../../src/model/bpe.ts";
 import { Decoder } from "../../src/model/decode.ts";
 import { argmax } from "../../src/model/sampler.ts";
@@ -13,8 +15,38 @@ import type { LmExample } from "../../src/train/pretrain.ts";
 import { Rng } from "../../src/util/rng.ts";
 import type { ReaderRecipe } from "./config.ts";
 
+/** Reading supervision from the real benchmarks' train sides (validation sides kept apart, never trained on). */
+export interface ReadingData {
+  /** bAbI train side by task (1-20; every tenth story is the validation side). */
+  babiTrain: Map<number, BabiQuestion[]>;
+  babiValidation: Map<number, BabiQuestion[]>;
+  /** SQuAD questions of the train articles (first answer), and of the validation articles (all answers). */
+  squadTrain: SpanQa[];
+  squadValidation: (SpanQa & { answers: string[]; id: string })[];
+  /** Train-article paragraphs (LM corpus, cloze passages). */
+  squadParagraphs: string[];
+}
+
+export function loadReadingData(): ReadingData {
+  const babiTrain = new Map<number, BabiQuestion[]>();
+  const babiValidation = new Map<number, BabiQuestion[]>();
+  for (let task = 1; task <= 20; task++) {
+    const { train, validation } = readBabiSplit(task);
+    babiTrain.set(task, train);
+    babiValidation.set(task, validation);
+  }
+  const { train, validation } = readSquadSplit();
+  const spans = (articles: SquadArticle[]) =>
+    articles.flatMap((a) => a.paragraphs.flatMap((p, i) => p.qas.map((q) => ({ question: q.question, context: p.context, answer: q.answers[0]!.text, answers: q.answers.map((x) => x.text), id: q.id, source: "squad" as const, group: `${a.title}#${i}` }))));
+  return { babiTrain, babiValidation, squadTrain: spans(train), squadValidation: spans(validation), squadParagraphs: train.flatMap((a) => a.paragraphs.map((p) => p.context)) };
+}
+
+/** A bAbI question as the reader sees it: the statements before it as the passage. */
+export const babiItem = (q: BabiQuestion): { question: string; context: string; answer: string } => ({ question: q.question, context: babiContext(q), answer: q.answer });
+
 export interface ReaderContext {
   data: ReaderData;
+  reading: ReadingData;
   tok: BpeTokenizer;
   /** The corpus as one token stream, documents separated by BOS. */
   stream: Int32Array;
@@ -23,6 +55,11 @@ export interface ReaderContext {
 /** Loads the data and the tokenizer (training and saving it to `tokenizerPath` the first time). */
 export async function readerContext(recipe: ReaderRecipe, tokenizerPath: string): Promise<ReaderContext> {
   const data = await loadReaderData();
+  const reading = loadReadingData();
+  // The corpus (LM rows, cloze passages, the tokenizer) gains SQuAD's train articles and a sample of
+  // bAbI stories, so that their words are whole pieces.
+  const babiSample = [...reading.babiTrain.values()].flatMap((qs) => qs.filter((_, i) => i % 50 === 0).map((q) => babiContext(q)));
+  data.corpus.push(...reading.squadParagraphs, ...babiSample);
   if (!existsSync(tokenizerPath)) saveBpe(tokenizerPath, trainBpe(data.corpus, recipe.tokenizer));
   const tok = BpeTokenizer.load(tokenizerPath, recipe.tokenizer.vocabSize);
   const parts = data.corpus.map((d) => tok.encode(d, { bos: true }));
@@ -32,7 +69,7 @@ export async function readerContext(recipe: ReaderRecipe, tokenizerPath: string)
     stream.set(p, at);
     at += p.length;
   }
-  return { data, tok, stream };
+  return { data, reading, tok, stream };
 }
 
 /** Prompt with BOS, then answer and EOS; loss on the answer and EOS. Undefined when it does not fit. */

@@ -4,7 +4,7 @@
  * at two checks in a row, or after `maxSteps`. Each step draws one task by the level's `mix` weights
  * and fills a batch with it. recipes/reader/README.md gives the measurements behind each choice.
  */
-export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm";
+export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm" | "babi1" | "babi" | "squad";
 
 export interface ReaderLevel {
   name: string;
@@ -72,6 +72,18 @@ const naturalLevels = (mix: ReaderLevel["mix"]): ReaderLevel[] => [
   { ...naturalLevel("natural-600", 600, 1500, mix), cloze: { front: 0.5, drop: 0.15 }, decay: { floor: 0.1 } },
 ];
 
+/**
+ * Real reading supervision (issue 20): after the copy levels, the bAbI train sides (task 1 on its own,
+ * and a question of any of the 20 tasks), with some lookup on random pieces so the matching circuit is
+ * still asked for; promoted when task 1's teacher-forced exact match holds at 0.97. Then natural
+ * passages: SQuAD's train articles, the ASQA/HotpotQA train side, cloze and LM, bAbI kept in the mix.
+ */
+const readingLevels = (): ReaderLevel[] => [
+  ...copyLevels,
+  { name: "babi", mix: { babi1: 0.35, babi: 0.35, lookup: 0.15, trepeat: 0.05, repeat: 0.1 }, gate: { task: "babi1", share: 0.97 }, maxSteps: 6000, pool: 0, repeatLengths: [8, 16, 24], window: 8, chars: 0, turns: 1, batch: 64, learningRate: 2e-3 },
+  { name: "read-600", mix: { babi1: 0.1, babi: 0.2, squad: 0.3, qa: 0.15, cloze: 0.15, lm: 0.1 }, maxSteps: 4000, pool: 0, repeatLengths: [8, 16, 24], window: 16, reach: { before: 10, after: 10 }, chars: 600, turns: 1, batch: 32, cloze: { front: 0.5, drop: 0.15 }, learningRate: 1e-3, decay: { floor: 0.1 } },
+];
+
 /** The compact TASK_QA with the passage before the question (the context-first curricula; not the pipeline's format). */
 export const CONTEXT_FIRST_QA = "Trustworthy QA Task, else Not Provided.\nCONTEXT: {context}\nQUESTION: {question}\nANSWER:";
 
@@ -90,6 +102,9 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
     prompt: "question-first",
     levels: [...copyLevels, ...lookupLevels({ lookup: 0.6, trepeat: 0.2, repeat: 0.2 }), ...naturalLevels({ cloze: 0.5, qa: 0.2, lookup: 0.1, trepeat: 0.05, lm: 0.15 })],
   },
+  // Issue 20: copy, then bAbI (real reading supervision), then SQuAD and the natural passages.
+  reading: { prompt: "question-first", levels: readingLevels() },
+  "reading-context-first": { prompt: "context-first", levels: readingLevels() },
   // The passage first, so that several questions can follow one passage: many answers scored per row.
   "context-first-multi": {
     prompt: "context-first",
@@ -132,7 +147,7 @@ export const readerRecipe = {
   gateEvery: 50,
   gateSize: 96,
   /** Greedy QA on the validation pairs (train side, never trained on) every this many steps. */
-  validateEvery: 500,
+  validateEvery: 250,
   /** Share of the train side's QA groups kept apart for validation. */
   validationShare: 0.1,
 } as const;

@@ -22,8 +22,9 @@ import { renderTemplate } from "../../src/model/prompt-format.ts";
 import { compactQaPrompt } from "../../src/pipeline/compact.ts";
 import { FullTrainer, initLlama, makeLmBatch, type LmExample } from "../../src/train/pretrain.ts";
 import { writeFileAtomicSync } from "../../src/util/fs.ts";
+import { cropAroundAnswers } from "../../src/data/synthetic.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { checkpointDir, greedyAnswers, readerContext, stepRng } from "./common.ts";
+import { babiItem, checkpointDir, greedyAnswers, readerContext, stepRng } from "./common.ts";
 import { CONTEXT_FIRST_QA, readerCurricula, readerRecipe as recipe, type ReaderLevel, type ReaderTask } from "./config.ts";
 import { clozeTask, inductionTask, lmTask, lookupTask, multiClozeTask, multiLookupTask, multiTurnExample, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask } from "./tasks.ts";
 
@@ -86,6 +87,15 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng): LmExample | 
       const q = realQaTask(rng, qaTrain, level.chars);
       return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
     }
+    case "squad": {
+      const q = realQaTask(rng, ctx.reading.squadTrain, level.chars || recipe.maxContextChars);
+      return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
+    }
+    case "babi1":
+    case "babi": {
+      const q = babiItem(rng.pick(ctx.reading.babiTrain.get(task === "babi1" ? 1 : rng.int(1, 20))!));
+      return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
+    }
   }
 }
 
@@ -138,13 +148,26 @@ const gateSet = (level: ReaderLevel): LmExample[] => {
   return gateSets.get(level.name)!;
 };
 
+/** SQuAD v1.1's answer normalisation (lower case, no punctuation, no articles, one space). */
+const normalizeSquad = (s: string): string => s.toLowerCase().replace(/[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, "").replace(/\b(a|an|the)\b/g, " ").split(/\s+/).filter(Boolean).join(" ");
+
 /** Greedy answers to the validation QA pairs (cropped as the evaluation crops) and to natural cloze questions. */
 function validate(trainer: FullTrainer): Record<string, number> {
   const model = trainer.toModelData();
   const rng = new Rng(seed + 2000);
-  const qa = qaValidation.slice(0, 120).map((q) => realQaTask(rng, [q], recipe.maxContextChars));
-  const cloze = Array.from({ length: 64 }, () => { for (;;) { const c = clozeTask(rng, docs, recipe.maxContextChars); if (c) return c; } });
+  const qa = qaValidation.slice(0, 60).map((q) => realQaTask(rng, [q], recipe.maxContextChars));
+  const cloze = Array.from({ length: 32 }, () => { for (;;) { const c = clozeTask(rng, docs, recipe.maxContextChars); if (c) return c; } });
   const res: Record<string, number> = {};
+  const withAnswers = (q: { question: string; context: string; answer: string }) => ({ ...q, answers: [q.answer] });
+  const babi1 = ctx.reading.babiValidation.get(1)!.slice(0, 200).map(babiItem).map(withAnswers);
+  const babi2 = ctx.reading.babiValidation.get(2)!.slice(0, 100).map(babiItem).map(withAnswers);
+  const squad = ctx.reading.squadValidation.slice(0, 150).map((q) => ({ ...q, context: cropAroundAnswers(q.context, q.answers, recipe.maxContextChars) }));
+  for (const [name, items] of [["babi1", babi1], ["babi2", babi2], ["squad", squad]] as const) {
+    const answers = greedyAnswers(model, tok, items.map((q) => qaPrompt(q.question, q.context)));
+    res[`${name}_strict`] = items.filter((q, i) => isKnownCorrect(answers[i]!, goldAnswers(q.answers, "strict"), "strict")).length / items.length;
+    res[`${name}_em`] = items.filter((q, i) => q.answers.some((a) => normalizeSquad(a) === normalizeSquad(answers[i]!))).length / items.length;
+    console.log(`  ${name}: ${items.slice(0, 3).map((q, i) => `${JSON.stringify(q.answer)} -> ${JSON.stringify(answers[i])}`).join("; ")}`);
+  }
   for (const [name, items] of [["qa", qa], ["cloze", cloze]] as const) {
     const answers = greedyAnswers(model, tok, items.map((q) => qaPrompt(q.question, q.context)));
     res[`${name}_em`] = items.filter((q, i) => answers[i]!.trim() === q.answer).length / items.length;
@@ -235,7 +258,7 @@ while (!stop && Date.now() < deadline && trainer.step < stopAt) {
       console.log(`promoted at step ${r.step}: now ${state.level}`);
     }
   }
-  if (r.step % recipe.validateEvery === 0 && (level.chars > 0 || index >= levels.length - 1)) {
+  if (r.step % recipe.validateEvery === 0 && (level.chars > 0 || level.mix.babi1 !== undefined || index >= levels.length - 1)) {
     const v = validate(trainer);
     appendFileSync(evalPath, JSON.stringify({ step: r.step, tokens: tokensSeen, level: level.name, validation: v }) + "\n");
     console.log(`validate @${r.step}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(3)}`).join(", ")}`);

@@ -16,7 +16,7 @@ export interface SpanQa {
   question: string;
   context: string;
   answer: string;
-  source: "hotpot" | "asqa";
+  source: "hotpot" | "asqa" | "squad";
   /** Group for cluster bootstraps: the HotpotQA id or the ASQA ambiguous question. */
   group: string;
 }
