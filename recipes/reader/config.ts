@@ -147,7 +147,7 @@ export const readerRecipe = {
   gateEvery: 50,
   gateSize: 96,
   /** Greedy QA on the validation pairs (train side, never trained on) every this many steps. */
-  validateEvery: 250,
+  validateEvery: 500,
   /** Share of the train side's QA groups kept apart for validation. */
   validationShare: 0.1,
 } as const;
