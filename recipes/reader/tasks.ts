@@ -301,3 +301,24 @@ export function lmTask(rng: Rng, stream: Int32Array, tokens: number): LmExample 
   const start = rng.int(0, stream.length - tokens - 1);
   return { ids: Array.from(stream.subarray(start, start + tokens + 1)), lossFrom: 0 };
 }
+
+// ---- bAbI ----
+
+/**
+ * Every person of a bAbI task-1 context asked at once ("Where is X?" for each, in random order), with
+ * the answer from replaying its statements (a task-1 statement ends in its person's new location).
+ * Several answers per row from one passage: denser supervision of the same lookup that the single
+ * questions of the train file ask. Undefined when a statement is not of task 1's form.
+ */
+export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: string[] }[]): { context: string; qa: { question: string; answer: string }[] } | undefined {
+  const q = rng.pick(questions);
+  const where = new Map<string, string>();
+  for (const s of q.statements) {
+    const m = /^([A-Z][a-z]+) (?:moved|went|journeyed|travelled|went back) to the ([a-z]+)\.$/.exec(s);
+    if (!m) return undefined;
+    where.delete(m[1]!);
+    where.set(m[1]!, m[2]!);
+  }
+  const qa = rng.shuffle([...where].map(([who, place]) => ({ question: `Where is ${who}?`, answer: place })));
+  return qa.length ? { context: q.statements.join(" "), qa } : undefined;
+}

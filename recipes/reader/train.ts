@@ -26,7 +26,7 @@ import { cropAroundAnswers } from "../../src/data/synthetic.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { babiItem, checkpointDir, greedyAnswers, readerContext, stepRng } from "./common.ts";
 import { CONTEXT_FIRST_QA, readerCurricula, readerRecipe as recipe, type ReaderLevel, type ReaderTask } from "./config.ts";
-import { clozeTask, inductionTask, lmTask, lookupTask, multiClozeTask, multiLookupTask, multiTurnExample, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask } from "./tasks.ts";
+import { babiAllPersonsTask, clozeTask, inductionTask, lmTask, lookupTask, multiClozeTask, multiLookupTask, multiTurnExample, qaExample, realQaTask, repeatTask, splitDocs, templateIds, templateRepeatTask } from "./tasks.ts";
 
 const { values } = parseArgs({
   options: {
@@ -90,6 +90,10 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng, babiTask: num
     case "squad": {
       const q = realQaTask(rng, ctx.reading.squadTrain, level.chars || recipe.maxContextChars);
       return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
+    }
+    case "mbabi1": {
+      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!);
+      return c && multiTurnExample(tok, qaPrompt, c.context, c.qa, maxLen);
     }
     case "babi1":
     case "babi": {
