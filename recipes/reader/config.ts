@@ -4,7 +4,7 @@
  * at two checks in a row, or after `maxSteps`. Each step draws one task by the level's `mix` weights
  * and fills a batch with it. recipes/reader/README.md gives the measurements behind each choice.
  */
-export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm" | "babi1" | "babi" | "mbabi1" | "squad";
+export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm" | "babi1" | "babi" | "mbabi1" | "bind" | "squad";
 
 export interface ReaderLevel {
   name: string;
@@ -105,11 +105,16 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
   // Issue 20: copy, then bAbI (real reading supervision), then SQuAD and the natural passages.
   reading: { prompt: "question-first", levels: readingLevels() },
   "reading-context-first": { prompt: "context-first", levels: readingLevels() },
-  // The same after the copy levels, but bAbI denser: every person of a task-1 passage asked in one row,
-  // 32 rows a step (twice the updates per token), at 3e-3.
+  // bAbI denser (every person of a task-1 passage asked in one row) and the copy circuit kept in the mix
+  // (in reading-context-first, 15% copy rows at 2e-3 let plain repeat fall from 0.02 back to 3-6 nats),
+  // 32 rows a step at 1e-3.
   "reading-dense": {
     prompt: "context-first",
-    levels: readingLevels().map((l) => (l.name === "babi" ? { ...l, mix: { mbabi1: 0.4, babi1: 0.2, babi: 0.25, lookup: 0.1, repeat: 0.05 }, batch: 32, learningRate: 3e-3 } : l)),
+    // First the binding alone: each person's last statement only, every person asked (no recency shortcut).
+    levels: readingLevels().flatMap((l) => (l.name === "babi" ? [
+      { ...l, name: "bind", mix: { bind: 0.5, babi1: 0.1, repeat: 0.2, trepeat: 0.2 }, gate: { task: "bind", share: 0.9 }, maxSteps: 3000, batch: 32, learningRate: 1e-3 },
+      { ...l, mix: { mbabi1: 0.35, babi1: 0.15, babi: 0.1, bind: 0.1, repeat: 0.15, trepeat: 0.15 }, batch: 32, learningRate: 1e-3 },
+    ] : [l])),
   },
   // The passage first, so that several questions can follow one passage: many answers scored per row.
   "context-first-multi": {

@@ -310,15 +310,17 @@ export function lmTask(rng: Rng, stream: Int32Array, tokens: number): LmExample 
  * Several answers per row from one passage: denser supervision of the same lookup that the single
  * questions of the train file ask. Undefined when a statement is not of task 1's form.
  */
-export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: string[] }[]): { context: string; qa: { question: string; answer: string }[] } | undefined {
+export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: string[] }[], lastMentionsOnly = false): { context: string; qa: { question: string; answer: string }[] } | undefined {
   const q = rng.pick(questions);
-  const where = new Map<string, string>();
+  const where = new Map<string, { place: string; statement: string }>();
   for (const s of q.statements) {
     const m = /^([A-Z][a-z]+) (?:moved|went|journeyed|travelled|went back) to the ([a-z]+)\.$/.exec(s);
     if (!m) return undefined;
     where.delete(m[1]!);
-    where.set(m[1]!, m[2]!);
+    where.set(m[1]!, { place: m[2]!, statement: s });
   }
-  const qa = rng.shuffle([...where].map(([who, place]) => ({ question: `Where is ${who}?`, answer: place })));
-  return qa.length ? { context: q.statements.join(" "), qa } : undefined;
+  const qa = rng.shuffle([...where].map(([who, { place }]) => ({ question: `Where is ${who}?`, answer: place })));
+  // With lastMentionsOnly, each person's last statement alone (in story order): binding without recency.
+  const context = lastMentionsOnly ? [...where.values()].map((w) => w.statement).join(" ") : q.statements.join(" ");
+  return qa.length ? { context, qa } : undefined;
 }

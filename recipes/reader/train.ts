@@ -91,8 +91,9 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng, babiTask: num
       const q = realQaTask(rng, ctx.reading.squadTrain, level.chars || recipe.maxContextChars);
       return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
     }
-    case "mbabi1": {
-      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!);
+    case "mbabi1":
+    case "bind": {
+      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!, task === "bind");
       return c && multiTurnExample(tok, qaPrompt, c.context, c.qa, maxLen);
     }
     case "babi1":
