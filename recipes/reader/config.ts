@@ -4,7 +4,7 @@
  * at two checks in a row, or after `maxSteps`. Each step draws one task by the level's `mix` weights
  * and fills a batch with it. recipes/reader/README.md gives the measurements behind each choice.
  */
-export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm" | "babi1" | "babi" | "mbabi1" | "bind" | "squad";
+export type ReaderTask = "induct" | "repeat" | "lookup" | "mlookup" | "trepeat" | "cloze" | "mcloze" | "qa" | "lm" | "babi1" | "babi" | "mbabi1" | "bind" | "bind2" | "squad";
 
 export interface ReaderLevel {
   name: string;
@@ -84,6 +84,17 @@ const readingLevels = (): ReaderLevel[] => [
   { name: "read-600", mix: { babi1: 0.1, babi: 0.2, squad: 0.3, qa: 0.15, cloze: 0.15, lm: 0.1 }, maxSteps: 4000, pool: 0, repeatLengths: [8, 16, 24], window: 16, reach: { before: 10, after: 10 }, chars: 600, turns: 1, batch: 32, cloze: { front: 0.5, drop: 0.15 }, learningRate: 1e-3, decay: { floor: 0.1 } },
 ];
 
+// bAbI denser (every person of a task-1 passage asked in one row) and the copy circuit kept in the mix
+// (in reading-context-first, 15% copy rows at 2e-3 let plain repeat fall from 0.02 back to 3-6 nats),
+// 32 rows a step at 1e-3. First the binding alone: each person's last statement only, every person
+// asked (no recency shortcut).
+function denseLevels(): ReaderLevel[] {
+  return readingLevels().flatMap((l) => (l.name === "babi" ? [
+      { ...l, name: "bind", mix: { bind: 0.5, babi1: 0.1, repeat: 0.2, trepeat: 0.2 }, gate: { task: "bind", share: 0.9 }, maxSteps: 3000, batch: 32, learningRate: 1e-3 },
+      { ...l, mix: { mbabi1: 0.35, babi1: 0.15, babi: 0.1, bind: 0.1, repeat: 0.15, trepeat: 0.15 }, batch: 32, learningRate: 1e-3 },
+    ] : [l]));
+}
+
 /** The compact TASK_QA with the passage before the question (the context-first curricula; not the pipeline's format). */
 export const CONTEXT_FIRST_QA = "Trustworthy QA Task, else Not Provided.\nCONTEXT: {context}\nQUESTION: {question}\nANSWER:";
 
@@ -105,16 +116,11 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
   // Issue 20: copy, then bAbI (real reading supervision), then SQuAD and the natural passages.
   reading: { prompt: "question-first", levels: readingLevels() },
   "reading-context-first": { prompt: "context-first", levels: readingLevels() },
-  // bAbI denser (every person of a task-1 passage asked in one row) and the copy circuit kept in the mix
-  // (in reading-context-first, 15% copy rows at 2e-3 let plain repeat fall from 0.02 back to 3-6 nats),
-  // 32 rows a step at 1e-3.
-  "reading-dense": {
+  "reading-dense": { prompt: "context-first", levels: denseLevels() },
+  // reading-dense with the binding started on two persons (chance 1/2) at 2e-3, then all persons.
+  "reading-bind2": {
     prompt: "context-first",
-    // First the binding alone: each person's last statement only, every person asked (no recency shortcut).
-    levels: readingLevels().flatMap((l) => (l.name === "babi" ? [
-      { ...l, name: "bind", mix: { bind: 0.5, babi1: 0.1, repeat: 0.2, trepeat: 0.2 }, gate: { task: "bind", share: 0.9 }, maxSteps: 3000, batch: 32, learningRate: 1e-3 },
-      { ...l, mix: { mbabi1: 0.35, babi1: 0.15, babi: 0.1, bind: 0.1, repeat: 0.15, trepeat: 0.15 }, batch: 32, learningRate: 1e-3 },
-    ] : [l])),
+    levels: denseLevels().flatMap((l) => (l.name === "bind" ? [{ ...l, name: "bind2", mix: { bind2: 0.6, repeat: 0.2, trepeat: 0.2 }, gate: { task: "bind2", share: 0.9 }, learningRate: 2e-3 }, l] : [l])),
   },
   // The passage first, so that several questions can follow one passage: many answers scored per row.
   "context-first-multi": {

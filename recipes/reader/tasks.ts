@@ -310,7 +310,7 @@ export function lmTask(rng: Rng, stream: Int32Array, tokens: number): LmExample 
  * Several answers per row from one passage: denser supervision of the same lookup that the single
  * questions of the train file ask. Undefined when a statement is not of task 1's form.
  */
-export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: string[] }[], lastMentionsOnly = false): { context: string; qa: { question: string; answer: string }[] } | undefined {
+export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: string[] }[], lastMentionsOnly = false, maxPersons = Infinity): { context: string; qa: { question: string; answer: string }[] } | undefined {
   const q = rng.pick(questions);
   const where = new Map<string, { place: string; statement: string }>();
   for (const s of q.statements) {
@@ -319,8 +319,13 @@ export function babiAllPersonsTask(rng: Rng, questions: readonly { statements: s
     where.delete(m[1]!);
     where.set(m[1]!, { place: m[2]!, statement: s });
   }
+  // With lastMentionsOnly, each person's last statement alone (in story order): binding without
+  // recency; maxPersons keeps that many of them (fewer distractors: a larger share of the gradient).
+  if (lastMentionsOnly && where.size > maxPersons) {
+    const keep = new Set(rng.shuffle([...where.keys()]).slice(0, maxPersons));
+    for (const who of [...where.keys()]) if (!keep.has(who)) where.delete(who);
+  }
   const qa = rng.shuffle([...where].map(([who, { place }]) => ({ question: `Where is ${who}?`, answer: place })));
-  // With lastMentionsOnly, each person's last statement alone (in story order): binding without recency.
   const context = lastMentionsOnly ? [...where.values()].map((w) => w.statement).join(" ") : q.statements.join(" ");
   return qa.length ? { context, qa } : undefined;
 }

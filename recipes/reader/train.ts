@@ -92,8 +92,9 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng, babiTask: num
       return qaExample(tok, qaPrompt, q.question, q.context, q.answer, maxLen);
     }
     case "mbabi1":
-    case "bind": {
-      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!, task === "bind");
+    case "bind":
+    case "bind2": {
+      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!, task !== "mbabi1", task === "bind2" ? 2 : Infinity);
       return c && multiTurnExample(tok, qaPrompt, c.context, c.qa, maxLen);
     }
     case "babi1":
