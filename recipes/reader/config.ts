@@ -122,6 +122,12 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
     prompt: "context-first",
     levels: denseLevels().flatMap((l) => (l.name === "bind" ? [{ ...l, name: "bind2", mix: { bind2: 0.6, repeat: 0.2, trepeat: 0.2 }, gate: { task: "bind2", share: 0.9 }, learningRate: 2e-3 }, l] : [l])),
   },
+  // reading-bind2 from its babi level on, task 1 alone (no other bAbI tasks) and the rate decaying over
+  // 1,000 steps: the consolidation branch.
+  "reading-focus": {
+    prompt: "context-first",
+    levels: denseLevels().flatMap((l) => (l.name === "bind" ? [{ ...l, name: "bind2" }, l] : l.name === "babi" ? [l, { ...l, name: "babi-focus", mix: { mbabi1: 0.5, babi1: 0.3, repeat: 0.1, trepeat: 0.1 }, maxSteps: 1000, decay: { floor: 0.1 } }] : [l])),
+  },
   // The passage first, so that several questions can follow one passage: many answers scored per row.
   "context-first-multi": {
     prompt: "context-first",
