@@ -109,3 +109,27 @@ export function greedyAnswers(model: LlamaModelData, tok: BpeTokenizer, prompts:
 }
 
 export const checkpointDir = (out: string): string => join(out, "checkpoint");
+
+/**
+ * The prompt.json a reader ships with (src/model/prompt-format.ts): the pipeline's compact prompts,
+ * question first (ktu-compact-v1) or passage first (ktu-compact-cf-v1, CONTEXT_FIRST_QA's order for
+ * every template), as the curriculum trained it.
+ */
+export function readerPromptFormat(order: "question-first" | "context-first"): Record<string, unknown> {
+  const slots = (task: string, query: string): string => (order === "context-first" ? `${task}\nCONTEXT: {context}\n${query}: {question}\nANSWER:` : `${task}\n${query}: {question}\nCONTEXT: {context}\nANSWER:`);
+  return {
+    format: order === "context-first" ? "ktu-compact-cf-v1" : "ktu-compact-v1",
+    templates: {
+      qa: slots("Trustworthy QA Task, else Not Provided.", "QUESTION"),
+      cognition: slots("Cognition Assessment Task.", "QUERY"),
+      prompt_sensitive: slots("Trustworthy QA Task, else Not Provided. {instruction}", "QUESTION"),
+      checking_target: " {answer}\nCHECKING: task<{task}> instruction<{instruction}>",
+    },
+    labels: { sufficient: " Sufficient", insufficient: " Insufficient", refusal: " Not Provided" },
+    context_chars: 600,
+    max_len: 320,
+    max_new_tokens: 24,
+    stop: ["\n"],
+    model: { name: "reader", origin: "trained from scratch by recipes/reader", card: "MODEL_CARD.md" },
+  };
+}
