@@ -256,3 +256,40 @@ test("ktu data benchmark --source babi|squad: defaults, --task, --side, --seed, 
   assert.notEqual(asqa.status, 0);
   assert.match(asqa.stderr, /--babi does not apply to --source asqa/);
 });
+
+test("buildStageSets: stage 1, stage 2 and the ablations from the train side, with ASQA's builders", async () => {
+  const { buildStageSets, rowAsSample } = await import("../src/index.ts");
+  const sets = buildStageSets("babi", { task: 1, stage2Limit: 40 });
+  const train = sets.benchmark.train.rows;
+  assert.equal(sets.stage1.length, 2 * train.length);
+  assert.equal(sets.stage1WithQa.length, 3 * train.length);
+  assert.equal(sets.cognitionPsqa.length, 3 * train.length);
+  assert.equal(sets.stage2.rows.length, 40);
+  assert.equal(sets.qa.length, 40);
+  assert.deepEqual(sets.stage1.slice(0, 2).map((r) => r.output), ["Sufficient", "Insufficient"]);
+  assert.ok(sets.stage1[1]!.instruction.includes(train[0]!.neg_query));
+  const trainIds = new Set(train.map((r) => rowAsSample(r).id));
+  assert.ok(sets.stage2.rows.every((r) => trainIds.has(r.source_id)));
+  assert.deepEqual(rowAsSample(train[0]!).context, [["bAbI task 1", [train[0]!.context]]]);
+  const squad = buildStageSets("squad", { stage2Limit: 10 });
+  assert.equal(squad.stage2.rows.length, 10);
+  const validationTitles = new Set(squad.benchmark.validation.rows.map((r) => r.pos_wikipage));
+  assert.ok(squad.benchmark.train.rows.every((r) => !validationTitles.has(r.pos_wikipage)));
+});
+
+test("ktu data build --source babi|squad writes both benchmark sides, the stage sets and the LLaMA-Factory folder; --task/--file need --source", () => {
+  const help = runKtu(["data", "build", "--help"]);
+  for (const o of ["--source babi|squad", "--task N", "--file FILE", "out/data/babi"]) assert.ok(help.stdout.includes(o), o);
+  const file = join(tmp, "qa1_tiny_train.txt");
+  writeFileSync(file, BABI);
+  const out = join(tmp, "build-babi");
+  const r = runKtu(["data", "build", "--source", "babi", "--file", file, "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /babi benchmark train \/ validation\s+1 \/ 2/);
+  assert.match(r.stdout, /stage 1 \(Cognition\)\s+2 /);
+  assert.equal(jsonl(join(out, "benchmark", "validation.jsonl")).length, 2);
+  assert.equal(jsonl(join(out, "stage2", "stage2.jsonl")).length, 1);
+  assert.equal(JSON.parse(readFileSync(join(out, "llamafactory", "TrustworthyLLM_Cognition_Finetuning_Dataset.json"), "utf8")).length, 2);
+  assert.match(runKtu(["data", "build", "--task", "2", "--out", join(tmp, "x")]).stderr, /--task needs --source babi\|squad/);
+  assert.match(runKtu(["data", "build", "--source", "squad", "--task", "2", "--out", join(tmp, "x")]).stderr, /--task applies to --source babi only/);
+});

@@ -6,10 +6,10 @@ import { writeJsonAtomic, writeJsonlAtomic } from "../util/fs.ts";
 import { readAsqa } from "./asqa.ts";
 import { babiTrainFile } from "./babi.ts";
 import { DEFAULT_BABI_BENCHMARK_SEED } from "./babi-benchmark.ts";
-import { BENCHMARK_SIDES, babiBenchmarkSides, pickSide, squadBenchmarkSides } from "./sources.ts";
+import { BENCHMARK_SIDES, babiBenchmarkSides, pickSide, squadBenchmarkSides, STAGE_SOURCES } from "./sources.ts";
 import { SQUAD_FILE } from "./squad.ts";
 import { BENCHMARK_FILTERS, buildBenchmark, parseBenchmarkJsonl, type BenchmarkRow } from "./benchmark.ts";
-import { buildAllDatasets, formatBuildSummary } from "./build-all.ts";
+import { buildAllDatasets, buildSourceDatasets, formatBuildSummary, formatSourceBuildSummary } from "./build-all.ts";
 import { exportLlamaFactory } from "./export.ts";
 import { readHotpot, type HotpotSample } from "./hotpot.ts";
 import { buildStage2WithClient } from "./openai-client.ts";
@@ -308,13 +308,32 @@ const exportCommand = defineCommand({
 const build = defineCommand({
   name: "data build",
   summary: "every dataset from the shipped data/ files into DIR (what 'ktu start' does first)",
-  help: `  --out DIR   output folder (default out/data)
-  --seed N    seed of the split and the stage-2 draws (default ${DEFAULT_SPLIT_SEED})`,
-  options: { out: { type: "string" }, seed: { type: "string" } },
+  help: `  --out DIR   output folder (default out/data; out/data/babi or out/data/squad with --source)
+  --seed N    seed of the split and the stage-2 draws (default ${DEFAULT_SPLIT_SEED})
+  --source babi|squad  instead of ASQA + HotpotQA: both sides of that benchmark, and stage 1, stage 2
+              and the ablations from its train side only (src/data/README.md)
+  --task N    bAbI task for --source babi (default 1)
+  --file FILE the bAbI train file or SQuAD file for --source (default: the shipped one)`,
+  options: { out: { type: "string" }, seed: { type: "string" }, source: { type: "string" }, task: { type: "string" }, file: { type: "string" } },
   async run(values) {
-    const seed = optionalNumber(values, "seed", "data build");
-    const result = await buildAllDatasets({ outDir: typeof values.out === "string" ? values.out : "out/data", ...(seed !== undefined ? { seed } : {}) });
-    print(formatBuildSummary(result));
+    const name = "data build";
+    const seed = optionalNumber(values, "seed", name);
+    const source = optionalChoice(values, "source", STAGE_SOURCES, name);
+    if (!source) {
+      for (const o of ["task", "file"]) if (values[o] !== undefined) throw new UsageError(`ktu ${name}: --${o} needs --source babi|squad`);
+      const result = await buildAllDatasets({ outDir: typeof values.out === "string" ? values.out : "out/data", ...(seed !== undefined ? { seed } : {}) });
+      print(formatBuildSummary(result));
+      return;
+    }
+    const task = optionalNumber(values, "task", name);
+    if (task !== undefined && source !== "babi") throw new UsageError(`ktu ${name}: --task applies to --source babi only`);
+    const result = await buildSourceDatasets(source, {
+      ...(typeof values.out === "string" ? { outDir: values.out } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(task !== undefined ? { task } : {}),
+      ...(typeof values.file === "string" ? { file: values.file } : {}),
+    });
+    print(formatSourceBuildSummary(result));
   },
 });
 

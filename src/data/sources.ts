@@ -1,3 +1,8 @@
+import { Rng } from "../util/rng.ts";
+import type { AlpacaRow } from "./alpaca.ts";
+import { hotpotContext, type HotpotSample } from "./hotpot.ts";
+import { buildStage1, type Stage1Row } from "./stage1.ts";
+import { buildCognitionPsqa, buildQaAblation, buildStage2, DEFAULT_STAGE2_LIMIT, DEFAULT_STAGE2_SEED, type Stage2Result } from "./stage2.ts";
 import { babiContext, babiTrainFile, readBabiSplit, type BabiQuestion } from "./babi.ts";
 import { babiBenchmarkWithCounts, type BabiBenchmarkCounts } from "./babi-benchmark.ts";
 import type { BenchmarkRow } from "./benchmark.ts";
@@ -58,4 +63,75 @@ export function squadBenchmarkSides(opts: { file?: string; seed?: number } = {})
 export function pickSide<C>(sided: SidedBenchmark<C>, side: BenchmarkSide): BenchmarkRow[] {
   if (side !== "all") return sided[side].rows;
   return [...sided.train.rows, ...sided.validation.rows].map((r, i) => ({ ...r, id: i }));
+}
+
+export type StageSource = "babi" | "squad";
+export const STAGE_SOURCES: readonly StageSource[] = ["babi", "squad"];
+
+export interface StageSetsOptions {
+  /** bAbI task (default 1). */
+  task?: number;
+  /** The bAbI train file or the SQuAD file (default: the shipped one). */
+  file?: string;
+  /** Seed of the unknown-question draws and of the stage-2 draws (default 42). */
+  seed?: number;
+  /** Stage-2 samples (default DEFAULT_STAGE2_LIMIT, 300, as the seed). */
+  stage2Limit?: number;
+}
+
+export interface StageSets {
+  source: StageSource;
+  benchmark: SidedBenchmark<unknown>;
+  /** The train side's known questions in HotpotSample shape, the input of the stage-2 and QA builders. */
+  samples: HotpotSample[];
+  stage1: Stage1Row[];
+  stage1WithQa: Stage1Row[];
+  stage2: Stage2Result;
+  qa: Stage1Row[];
+  cognitionPsqa: AlpacaRow[];
+}
+
+/**
+ * A benchmark row's known question as a one-paragraph HotpotQA sample (the shape stage 2 and the QA
+ * ablation read): the paragraph's title is the wikipage (SQuAD) or "bAbI task N", the answer the
+ * first accepted form (the released answer).
+ */
+export function rowAsSample(row: BenchmarkRow): HotpotSample {
+  const title = row.pos_wikipage ?? (/^babi-qa(\d+)-/.exec(row.sample_id) ? `bAbI task ${/^babi-qa(\d+)-/.exec(row.sample_id)![1]}` : row.sample_id);
+  return { id: row.pos_id ?? `${row.sample_id}#${row.id}`, question: row.pos_query, answer: row.pos_answer[0] ?? "", context: [[title, [row.context]]], supporting_facts: [[title, 0]] };
+}
+
+/**
+ * Stage-1 and stage-2 sets from the TRAIN side of the bAbI or SQuAD benchmark, with ASQA's builders:
+ * stage 1 = a Sufficient and an Insufficient sample per train row (buildStage1), Cognition_QA with
+ * the train side's own questions as the QA samples, stage 2 = buildStage2 on the train side's known
+ * questions (seeded order, `stage2Limit` of them), the QA ablation on the same questions, and
+ * Cognition_PSQA. Nothing of the validation side goes in.
+ */
+export function buildStageSets(source: StageSource, opts: StageSetsOptions = {}): StageSets {
+  const seed = opts.seed ?? DEFAULT_STAGE2_SEED;
+  const benchmark: SidedBenchmark<unknown> =
+    source === "babi"
+      ? babiBenchmarkSides({ ...(opts.task !== undefined ? { task: opts.task } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}), seed })
+      : squadBenchmarkSides({ ...(opts.file !== undefined ? { file: opts.file } : {}), seed });
+  const train = benchmark.train.rows;
+  // One sample per distinct (context, question): bAbI repeats questions within a story.
+  const seen = new Set<string>();
+  const samples = train.map(rowAsSample).filter((s) => {
+    const key = `${hotpotContext(s)}\u0000${s.question}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+  const ordered = new Rng(seed).shuffle([...samples]);
+  const stage2 = buildStage2(ordered, { seed, limit: opts.stage2Limit ?? DEFAULT_STAGE2_LIMIT });
+  const used = new Set(stage2.rows.map((r) => r.source_id));
+  return {
+    source,
+    benchmark,
+    samples,
+    stage1: buildStage1(train),
+    stage1WithQa: buildStage1(train, { withQa: ordered }),
+    stage2,
+    qa: buildQaAblation(ordered.filter((s) => used.has(s.id))),
+    cognitionPsqa: buildCognitionPsqa(train, stage2.rows),
+  };
 }
