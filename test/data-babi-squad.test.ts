@@ -231,6 +231,12 @@ test("ktu data benchmark --source babi|squad: defaults, --task, --side, --seed, 
   assert.match(own.stdout, /train: questions: 1, rows: 1/);
   assert.match(own.stdout, /validation: questions: 2, rows: 2/);
   assert.equal(jsonl(join(tmp, "b3", "benchmark.jsonl")).length, 3);
+  // A file name without "qaN_": --task says which patterns apply.
+  const unnamed = join(tmp, "stories.txt");
+  writeFileSync(unnamed, BABI);
+  const un = runKtu(["data", "benchmark", "--source", "babi", "--babi", unnamed, "--task", "1", "--side", "all", "--out", join(tmp, "b4")]);
+  assert.equal(un.status, 0, un.stderr);
+  assert.deepEqual(jsonl(join(tmp, "b4", "benchmark.jsonl")).map((r) => r.sample_id), ["babi-qa1-story1", "babi-qa1-story0", "babi-qa1-story0"]);
 
   const q = runKtu(["data", "benchmark", "--source", "squad", "--out", join(tmp, "q1")]);
   assert.equal(q.status, 0, q.stderr);
