@@ -12,7 +12,7 @@ import {
   BABI_BENCHMARK_TASKS,
   babiContext,
   InputError,
-  mentions,
+  babiMentions,
   parseBabi,
   parseBenchmarkJsonl,
   parseSquad,
@@ -90,9 +90,9 @@ test("bAbI entities: one per question pattern of every task, the first person or
     assert.equal(e?.pattern, pattern, q);
   }
   assert.equal(babiQuestionEntity("Where is Mary?", 2), undefined);
-  assert.ok(mentions("The box of chocolates fits.", "the box"));
-  assert.ok(!mentions("Mary went to the bathroom.", "the bath"));
-  assert.ok(mentions("gertrude is a mouse.", "Gertrude"));
+  assert.ok(babiMentions("The box of chocolates fits.", "the box"));
+  assert.ok(!babiMentions("Mary went to the bathroom.", "the bath"));
+  assert.ok(babiMentions("gertrude is a mouse.", "Gertrude"));
 });
 
 test("bAbI list answers keep the released string and add natural forms", () => {
