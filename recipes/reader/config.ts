@@ -126,7 +126,13 @@ export const readerCurricula: Record<string, ReaderCurriculum> = {
   // 1,000 steps: the consolidation branch.
   "reading-focus": {
     prompt: "context-first",
-    levels: denseLevels().flatMap((l) => (l.name === "bind" ? [{ ...l, name: "bind2" }, l] : l.name === "babi" ? [l, { ...l, name: "babi-focus", mix: { mbabi1: 0.5, babi1: 0.3, repeat: 0.1, trepeat: 0.1 }, maxSteps: 1000, decay: { floor: 0.1 } }] : [l])),
+    levels: denseLevels().flatMap((l) => (l.name === "bind" ? [{ ...l, name: "bind2" }, l] : l.name === "babi" ? [
+      l,
+      { ...l, name: "babi-focus", mix: { mbabi1: 0.5, babi1: 0.3, repeat: 0.1, trepeat: 0.1 }, maxSteps: 1000, decay: { floor: 0.1 } },
+      // Task 1 alone after the decay: at 5e-4 (tail) or 1e-3 with 64 rows (tail-64).
+      { ...l, name: "babi-tail", mix: { mbabi1: 0.5, babi1: 0.5 }, maxSteps: 2000, learningRate: 5e-4 },
+      { ...l, name: "babi-tail-64", mix: { mbabi1: 0.5, babi1: 0.5 }, maxSteps: 2000, learningRate: 1e-3, batch: 64 },
+    ] : [l])),
   },
   // The passage first, so that several questions can follow one passage: many answers scored per row.
   "context-first-multi": {
