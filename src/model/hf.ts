@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { InputError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { isSafeRepoFile } from "./repo-names.ts";
 import { readSafetensors, serializeSafetensors, tensorToFloat32, type SafetensorsFile, type SafetensorsInput } from "./safetensors.ts";
 import type { LlamaConfig, LlamaLayerWeights, LlamaModelData } from "./types.ts";
 
@@ -75,10 +76,14 @@ function openWeights(dir: string): (name: string) => { file: SafetensorsFile; na
     return (name) => (file.tensors.has(name) ? { file, name } : undefined);
   }
   if (existsSync(index)) {
-    const map = (readJson(index).weight_map ?? {}) as Record<string, string>;
+    const map = readJson(index).weight_map;
+    if (map === null || typeof map !== "object" || Array.isArray(map)) throw new InputError(index, undefined, "weight_map", `must be an object of tensor name -> shard file, got ${JSON.stringify(map)?.slice(0, 100)}`);
+    for (const [tensor, shard] of Object.entries(map)) {
+      if (!isSafeRepoFile(shard)) throw new InputError(index, tensor, "weight_map", `the shard ${JSON.stringify(shard)?.slice(0, 200)} is not a relative file name inside the model folder`);
+    }
     const files = new Map<string, SafetensorsFile>();
     return (name) => {
-      const shard = map[name];
+      const shard = (map as Record<string, string>)[name];
       if (!shard) return undefined;
       if (!files.has(shard)) files.set(shard, readSafetensors(join(dir, shard)));
       return { file: files.get(shard)!, name };
