@@ -10,7 +10,7 @@ import { kernelExit } from "./guard.ts";
 /** How long a reply waits for outputs still being prepared (a figure's PNG) before it goes without them. */
 const PENDING_LIMIT_MS = Number(process.env.KTU_KERNEL_PENDING_LIMIT_MS ?? 60_000);
 
-/** Larger messages are dropped unread (a runaway frontend must not take the kernel's memory). */
+/** Larger messages are dropped unread (a runaway frontend must not take the kernel's memory); zeromq's maxMessageSize on every socket. */
 const MAX_MESSAGE_BYTES = Number(process.env.KTU_KERNEL_MAX_MESSAGE_BYTES ?? 256 * 1024 * 1024);
 
 /** zeromq.js allows one send in flight per socket; this queues the rest in order. */
@@ -37,11 +37,13 @@ const toUtf16 = (text: string, codePoints: number): number => [...text].slice(0,
 export class KernelServer {
   private readonly signer: Signer;
   private readonly session = randomUUID();
-  private readonly shell = new Router();
-  private readonly control = new Router();
-  private readonly stdin = new Router();
-  private readonly iopub = new Publisher();
-  private readonly hb = new Reply();
+  // zeromq refuses (and disconnects) a peer whose frame exceeds maxMessageSize before buffering it whole;
+  // readLoop's check below still bounds the frames of one message together.
+  private readonly shell = new Router({ maxMessageSize: MAX_MESSAGE_BYTES });
+  private readonly control = new Router({ maxMessageSize: MAX_MESSAGE_BYTES });
+  private readonly stdin = new Router({ maxMessageSize: MAX_MESSAGE_BYTES });
+  private readonly iopub = new Publisher({ maxMessageSize: MAX_MESSAGE_BYTES });
+  private readonly hb = new Reply({ maxMessageSize: MAX_MESSAGE_BYTES });
   private readonly send: { shell: Sender; control: Sender; stdin: Sender; iopub: Sender };
   private readonly queue: Message[] = [];
   private processing = false;

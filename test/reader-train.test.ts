@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -40,4 +40,21 @@ test("a checkpoint refuses to continue under another curriculum", () => {
   const out = join(root, "other");
   train(out, 1);
   assert.throws(() => execFileSync(process.execPath, ["--import", "tsx", "recipes/reader/train.ts", "--out", out, "--curriculum", "default", "--steps", "2"], { encoding: "utf8", stdio: "pipe" }), /trained under curriculum context-first-multi, not curriculum default/);
+});
+
+test("a resume after a torn log line and a save that died between its renames continues from the previous checkpoint", () => {
+  const out = join(root, "crashed");
+  train(out, 3);
+  // The kill: half a log row, and the checkpoint moved aside as FullTrainer.save does before its second rename.
+  appendFileSync(join(out, "log.jsonl"), '{"step":4,"loss":1.2');
+  renameSync(join(out, "checkpoint"), join(out, ".checkpoint.tmp-12345-old"));
+  const second = execFileSync(process.execPath, ["--import", "tsx", "recipes/reader/train.ts", "--out", out, "--curriculum", "context-first-multi", "--levels", "lookup-8", "--steps", "5"], {
+    encoding: "utf8",
+    env: { ...process.env, KTU_NATIVE_THREADS: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  assert.match(second, /resumed at step 3, level lookup-8/);
+  const steps = readFileSync(join(out, "log.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5]);
+  assert.ok(!existsSync(join(out, ".checkpoint.tmp-12345-old")));
 });

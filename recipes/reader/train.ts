@@ -11,7 +11,7 @@
  * row per step), OUT/eval.jsonl (gate exact match every `gateEvery` steps; greedy validation QA every
  * `validateEvery`), OUT/final/ (model.bin + tokenizer.bin) when the last level is done.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { goldAnswers, isKnownCorrect } from "../../src/eval/scoring.ts";
@@ -20,9 +20,9 @@ import { saveLlama2c } from "../../src/model/llama2c.ts";
 import type { LlamaConfig } from "../../src/model/types.ts";
 import { renderTemplate } from "../../src/model/prompt-format.ts";
 import { compactQaPrompt } from "../../src/pipeline/compact.ts";
-import { FullTrainer, initLlama, makeLmBatch, type LmExample } from "../../src/train/pretrain.ts";
-import { writeFileAtomicSync } from "../../src/util/fs.ts";
 import { cropAroundAnswers } from "../../src/data/synthetic.ts";
+import { keepLogRowsUpTo } from "../../src/train/jsonl-log.ts";
+import { FullTrainer, initLlama, makeLmBatch, recoverCheckpoint, type LmExample } from "../../src/train/pretrain.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { babiItem, checkpointDir, greedyAnswers, readerContext, stepRng } from "./common.ts";
 import { CONTEXT_FIRST_QA, readerCurricula, readerRecipe as recipe, type ReaderLevel, type ReaderTask } from "./config.ts";
@@ -198,7 +198,7 @@ const config: LlamaConfig = { arch: "llama", ...recipe.model, nKvHeads: recipe.m
 // The runner sets the rate of each step itself (constant within a level, cosine in a decaying one).
 const optim = { ...recipe.optim, minLrRatio: 1, totalSteps: 1 };
 const ckpt = checkpointDir(out);
-const resumed = existsSync(join(ckpt, "state.json"));
+const resumed = recoverCheckpoint(ckpt);
 const loaded = resumed ? FullTrainer.load(ckpt, optim) : undefined;
 const trainer = loaded?.trainer ?? new FullTrainer(initLlama(config, seed), optim);
 let state: CurriculumState = (loaded?.state.curriculum as CurriculumState | undefined) ?? { level: levels[0]!.name, levelStart: 0, passes: 0, promotions: [] };
@@ -215,9 +215,9 @@ const evalPath = join(out, "eval.jsonl");
 let tokensSeen = 0;
 for (const path of [logPath, evalPath]) {
   if (!existsSync(path)) continue;
-  const kept = readFileSync(path, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step: number }).step <= trainer.step);
-  writeFileAtomicSync(path, kept.map((l) => l + "\n").join(""));
-  if (path === logPath) tokensSeen = kept.reduce((n, l) => n + (JSON.parse(l) as { tokens: number }).tokens, 0);
+  // A torn last line (a kill mid-write) is dropped with a warning.
+  const kept = keepLogRowsUpTo(path, trainer.step);
+  if (path === logPath) tokensSeen = kept.reduce((n, row) => n + Number(row.tokens), 0);
 }
 console.log(`curriculum ${curriculumName}, prompt ${promptOrder}`);
 console.log(`${resumed ? `resumed at step ${trainer.step}, level ${state.level}` : "new model"}: ${trainer.parameterCount} parameters; levels ${levels.map((l) => l.name).join(" > ")}`);

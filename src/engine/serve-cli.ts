@@ -56,7 +56,11 @@ export const commands: Command[] = [
   --template NAME      chat template for /v1/chat/completions: default (Human: ...\\nAssistant:),
                        alpaca, llama2, llama3, mistral, qwen, empty
   --max-batch N        sequences decoded together (default 16)
-  --max-queue N        waiting requests before HTTP 429 (default 1024)`,
+  --max-queue N        waiting requests before HTTP 429 (default 1024)
+  --max-prompt-chars N longest prompt in characters, refused before tokenizing (default: context
+                       length × the tokenizer's longest piece)
+  --max-request-kv-mb N  KV cache one request may ask for (prompts × n × positions), in MiB
+                       (default 1024, or one full-context sequence where that is more)`,
     options: {
       model: { type: "string" },
       tokenizer: { type: "string" },
@@ -67,13 +71,17 @@ export const commands: Command[] = [
       template: { type: "string" },
       "max-batch": { type: "string" },
       "max-queue": { type: "string" },
+      "max-prompt-chars": { type: "string" },
+      "max-request-kv-mb": { type: "string" },
     },
     async run(values) {
       const port = optionalNumber(values, "port", NAME) ?? 8000;
       const maxBatch = optionalNumber(values, "max-batch", NAME);
       const maxQueue = optionalNumber(values, "max-queue", NAME);
-      for (const [name, v] of [["port", port], ["max-batch", maxBatch], ["max-queue", maxQueue]] as const) {
-        const [lo, hi] = name === "port" ? [0, 65535] : [1, 1 << 20];
+      const maxPromptChars = optionalNumber(values, "max-prompt-chars", NAME);
+      const maxKvMb = optionalNumber(values, "max-request-kv-mb", NAME);
+      for (const [name, v] of [["port", port], ["max-batch", maxBatch], ["max-queue", maxQueue], ["max-prompt-chars", maxPromptChars], ["max-request-kv-mb", maxKvMb]] as const) {
+        const [lo, hi] = name === "port" ? [0, 65535] : name === "max-prompt-chars" ? [1, 1 << 30] : [1, 1 << 20];
         if (v !== undefined && (!Number.isInteger(v) || v < lo || v > hi)) throw new UsageError(`ktu ${NAME}: --${name} must be a whole number from ${lo} to ${hi}, got ${v}`);
       }
       const served = await loadServedModel(requireString(values, "model", NAME), values.tokenizer as string | undefined, values.adapter as string | undefined);
@@ -87,6 +95,8 @@ export const commands: Command[] = [
         port,
         maxBatch,
         maxQueue,
+        maxPromptChars,
+        maxRequestKvBytes: maxKvMb === undefined ? undefined : maxKvMb * 1024 * 1024,
       });
       if (!["127.0.0.1", "localhost", "::1"].includes(host)) process.stderr.write(`ktu serve: warning: listening on ${host}, reachable from other machines; there is no authentication\n`);
       process.stdout.write(`ktu serve: ${served.name} on ${server.url}/v1 (Ctrl-C stops)\n`);

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { encodeChatTurns, getChatTemplate, type ChatMessage, type ChatTemplateSpec } from "../model/chat-templates.ts";
 import { decoderFor, Sequence, tokenText, type GenerateOptions, type TokenLogprob } from "../model/generate.ts";
+import { BpeTokenizer } from "../model/bpe.ts";
 import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
@@ -29,8 +30,32 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Requests waiting beyond this get HTTP 429 (default 1024). */
   maxQueue?: number;
-  /** Largest request body in bytes (default 4 MiB). */
+  /** Largest request body in bytes (default 4 MiB); a larger one gets 413 and its connection is closed. */
   maxBodyBytes?: number;
+  /**
+   * Longest prompt in characters (all chat messages together), checked before tokenizing. Default: the
+   * context length times the most characters one token can cover (the tokenizer's longest piece in bytes
+   * for llama2.c tokenizers, else 32), so a refused prompt could never have fit.
+   */
+  maxPromptChars?: number;
+  /**
+   * KV-cache bytes one request may ask for: prompts × n × positions × (layers × KV width × 2 × 4 bytes).
+   * Default: 1 GiB, or one full-context sequence where that is more.
+   */
+  maxRequestKvBytes?: number;
+}
+
+/** The most characters one token of `tokenizer` can cover (a bound, used to refuse prompts before tokenizing). */
+export function maxCharsPerToken(tokenizer: Tokenizer): number {
+  const inner = tokenizer instanceof Llama2cTokenizer ? tokenizer : tokenizer instanceof BpeTokenizer ? tokenizer.reference : undefined;
+  // A piece of L UTF-8 bytes decodes to at most L UTF-16 code units.
+  return inner ? Math.max(1, inner.maxTokenLength) : 32;
+}
+
+/** The tokenizer's encodeAsync (yields to the event loop) where it has one, else its encode. */
+async function encodeYielding(tokenizer: Tokenizer, text: string): Promise<number[]> {
+  const withAsync = tokenizer as Tokenizer & { encodeAsync?: (text: string, opts: { bos?: boolean }) => Promise<number[]> };
+  return typeof withAsync.encodeAsync === "function" ? withAsync.encodeAsync(text, { bos: true }) : tokenizer.encode(text, { bos: true });
 }
 
 export interface RunningServer {
@@ -39,9 +64,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
@@ -52,20 +77,34 @@ function sendError(res: ServerResponse, error: unknown): void {
     if (!res.writableEnded) res.end(`data: ${JSON.stringify(api.toJSON())}\n\n`);
     return;
   }
-  sendJson(res, api.status, api.toJSON());
+  // After a 413 the rest of the body is unread: close the connection (and say so) rather than parse it as the next request.
+  sendJson(res, api.status, api.toJSON(), api.status === 413 ? { connection: "close" } : {});
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new ApiError(413, `request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > limit) throw new ApiError(413, `request body of ${declared} bytes exceeds ${limit} bytes`);
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        // Stop keeping the bytes; the 413 goes out with "connection: close", which ends the socket.
+        req.off("data", onData);
+        req.resume();
+        reject(new ApiError(413, `request body exceeds ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    body = JSON.parse(text);
   } catch (error) {
     throw new ApiError(400, `the request body is not valid JSON: ${(error as Error).message}`, null, "invalid_json");
   }
@@ -84,6 +123,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const scheduler = new Scheduler(options.maxBatch ?? 16, options.maxQueue ?? 1024);
   const created = Math.floor(Date.now() / 1000);
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const perToken = maxCharsPerToken(tokenizer);
+  const maxPromptChars = options.maxPromptChars ?? seqLen * perToken;
+  const c = model.config;
+  const kvBytesPerPosition = c.nLayers * (c.dim / c.nHeads) * c.nKvHeads * 2 * 4;
+  const maxRequestKv = options.maxRequestKvBytes ?? Math.max(1024 ** 3, seqLen * kvBytesPerPosition);
+  const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(bytes < 1024 ** 2 ? 3 : 1);
+
+  /** A prompt's characters against the bound, before any tokenizing. */
+  const checkChars = (chars: number, param: string): void => {
+    if (chars > maxPromptChars) {
+      throw new ApiError(
+        400,
+        `the prompt has ${chars} characters, more than the ${maxPromptChars} that this server tokenizes (this model's maximum context length is ${seqLen} tokens${options.maxPromptChars === undefined ? `, and one token covers at most ${perToken} characters` : ""}); shorten the prompt`,
+        param,
+        "context_length_exceeded",
+      );
+    }
+  };
+
+  /** The KV cache the request's sequences would hold, against the per-request budget. */
+  const checkKvBudget = (promptLengths: number[], n: number, maxNewTokens: number): void => {
+    let positions = 0;
+    for (const length of promptLengths) {
+      const maxNew = Math.min(maxNewTokens, Math.max(0, seqLen - length + 1));
+      positions += n * Math.max(1, Math.min(seqLen, length + maxNew - 1));
+    }
+    const need = positions * kvBytesPerPosition;
+    if (need > maxRequestKv) {
+      throw new ApiError(
+        400,
+        `this request needs ${mib(need)} MiB of KV cache (${promptLengths.length} prompt(s) × n=${n}, ${positions} positions × ${kvBytesPerPosition} bytes), more than the per-request budget of ${mib(maxRequestKv)} MiB; lower n, max_tokens or the number of prompts`,
+        promptLengths.length > 1 ? "prompt" : "n",
+        "kv_budget_exceeded",
+      );
+    }
+  };
 
   const checkModel = (body: Record<string, unknown>): void => {
     if (body.model !== undefined && body.model !== null && body.model !== modelName) {
@@ -92,7 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   /** Sequences for one request, with OpenAI's context-length check. */
-  const makeSequences = (prompt: string | number[], opts: GenerateOptions & { n: number; seed: number }): Sequence[] => {
+  const makeSequences = (prompt: string | number[], opts: GenerateOptions & { n: number; seed: number }, param = typeof prompt === "string" ? "prompt" : "messages"): Sequence[] => {
     const seqs: Sequence[] = [];
     for (let i = 0; i < opts.n; i++) {
       let seq: Sequence;
@@ -100,7 +175,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         seq = new Sequence(decoder, tokenizer, prompt, { ...opts, seed: opts.seed + i });
       } catch (error) {
         if (error instanceof RangeError && /context/.test(error.message)) {
-          throw new ApiError(400, `${error.message}; shorten the prompt`, typeof prompt === "string" ? "prompt" : "messages", "context_length_exceeded");
+          throw new ApiError(400, `${error.message}; shorten the prompt`, param, "context_length_exceeded");
         }
         if (error instanceof RangeError) throw new ApiError(400, error.message);
         throw error;
@@ -110,7 +185,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         throw new ApiError(
           400,
           `This model's maximum context length is ${seqLen} tokens. However, you requested ${need + 1} tokens (${seq.promptTokens.length} in the prompt, ${opts.maxNewTokens} for the completion). Please reduce the prompt or the completion length.`,
-          typeof prompt === "string" ? "prompt" : "messages",
+          param,
           "context_length_exceeded",
         );
       }
@@ -156,7 +231,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     checkModel(body);
     const r = parseCompletionRequest(body, model.config.vocabSize);
     const opts = { ...r.options, logprobs: r.logprobs !== null, topLogprobs: r.logprobs ?? 0 };
-    const perPrompt = r.prompts.map((p) => makeSequences(p, opts));
+    for (const p of r.prompts) if (typeof p === "string") checkChars(p.length, "prompt");
+    // Tokenized once per prompt (not once per choice), yielding to the other requests as it goes.
+    const ids: number[][] = [];
+    for (const p of r.prompts) ids.push(typeof p === "string" ? await encodeYielding(tokenizer, p) : p);
+    if (res.destroyed) return;
+    for (const p of ids) if (p.length > seqLen) makeSequences(p, { ...opts, n: 1 }, "prompt");
+    checkKvBudget(ids.map((p) => p.length), opts.n, opts.maxNewTokens ?? 0);
+    const perPrompt = ids.map((p) => makeSequences(p, opts, "prompt"));
     const seqs = perPrompt.flat();
     const id = `cmpl-${randomUUID()}`;
     const head = { id, object: "text_completion", created: Math.floor(Date.now() / 1000), model: modelName };
@@ -245,8 +327,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const chat = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>): Promise<void> => {
     checkModel(body);
     const r0 = parseChatRequest(body, Number.MAX_SAFE_INTEGER);
+    checkChars(r0.messages.reduce((a, m) => a + m.content.length, 0), "messages");
     const prompt = chatPrompt(r0.messages);
     const r = body.max_tokens === undefined && body.max_completion_tokens === undefined ? { ...r0, options: { ...r0.options, maxNewTokens: Math.max(0, seqLen - prompt.length + 1) } } : r0;
+    if (prompt.length <= seqLen) checkKvBudget([prompt.length], r.options.n, r.options.maxNewTokens ?? 0);
     const seqs = makeSequences(prompt, { ...r.options, logprobs: r.logprobs, topLogprobs: r.topLogprobs });
     const head = { id: `chatcmpl-${randomUUID()}`, object: "chat.completion", created: Math.floor(Date.now() / 1000), model: modelName };
     const stream = r.options.stream;
@@ -302,6 +386,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const server = createServer((req, res) => void handle(req, res));
   server.keepAliveTimeout = 5000;
+  // A client that trickles its headers or body does not hold a connection for long.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -11,6 +11,7 @@
  * and run.c's global merge loop cannot merge across it either (test/reader-bpe.test.ts checks equality).
  */
 import { writeFileAtomicSync } from "../util/fs.ts";
+import { bpeMerge, yieldToLoop } from "./bpe-merge.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
@@ -152,10 +153,12 @@ export class BpeTokenizer implements Tokenizer {
   private readonly ids = new Map<string, number>();
   private readonly cache = new Map<string, number[]>();
   private readonly inner: Llama2cTokenizer;
+  private readonly pieces: string[];
 
   constructor(inner: Llama2cTokenizer) {
     this.inner = inner;
-    for (let id = inner.vocabSize - 1; id >= 0; id--) this.ids.set(inner.piece(id), id);
+    this.pieces = Array.from({ length: inner.vocabSize }, (_, id) => inner.piece(id));
+    for (let id = inner.vocabSize - 1; id >= 0; id--) this.ids.set(this.pieces[id]!, id);
     if (!this.ids.has(" ")) throw new Error(`${inner.file}: the vocabulary has no " " piece, which run.c's dummy prefix needs`);
   }
 
@@ -191,28 +194,37 @@ export class BpeTokenizer implements Tokenizer {
       if (id !== undefined) tokens.push(id);
       else for (const byte of new TextEncoder().encode(ch)) tokens.push(byte + 3);
     }
-    const scores = this.inner.scores;
-    // run.c's loop: best-scoring adjacent pair first, leftmost on ties.
-    for (;;) {
-      let best = -1;
-      let bestScore = Math.fround(-1e10);
-      let bestId = -1;
-      for (let i = 0; i + 1 < tokens.length; i++) {
-        const id = this.ids.get(this.inner.piece(tokens[i]!) + this.inner.piece(tokens[i + 1]!));
-        if (id !== undefined && scores[id]! > bestScore) [best, bestScore, bestId] = [i, scores[id]!, id];
-      }
-      if (best < 0) break;
-      tokens.splice(best, 2, bestId);
-    }
-    if (this.cache.size < 200_000) this.cache.set(chunk, tokens);
-    return tokens;
+    // run.c's loop (best-scoring adjacent pair first, leftmost on ties), in O(n log n).
+    const merged = bpeMerge(tokens, (a, b) => this.ids.get(this.pieces[a]! + this.pieces[b]!) ?? -1, this.inner.scores);
+    // Words repeat; a long run of letters (a hostile prompt) is not worth keeping.
+    if (this.cache.size < 200_000 && chunk.length <= 64) this.cache.set(chunk, merged);
+    return merged;
   }
 
   encode(text: string, opts: { bos?: boolean; eos?: boolean } = {}): number[] {
     const clean = text.includes("\0") ? text.slice(0, text.indexOf("\0")) : text;
     const out: number[] = [];
     if (opts.bos ?? true) out.push(this.bosId);
-    if (clean.length > 0) for (const chunk of chunksOf(" " + clean)) out.push(...this.encodeChunk(chunk));
+    if (clean.length > 0) for (const chunk of chunksOf(" " + clean)) for (const id of this.encodeChunk(chunk)) out.push(id);
+    if (opts.eos ?? false) out.push(this.eosId);
+    return out;
+  }
+
+  /** encode() with the event loop let run every `sliceMs` milliseconds (the same ids). */
+  async encodeAsync(text: string, opts: { bos?: boolean; eos?: boolean } = {}, sliceMs = 4): Promise<number[]> {
+    const clean = text.includes("\0") ? text.slice(0, text.indexOf("\0")) : text;
+    const out: number[] = [];
+    if (opts.bos ?? true) out.push(this.bosId);
+    let deadline = performance.now() + sliceMs;
+    if (clean.length > 0) {
+      for (const chunk of chunksOf(" " + clean)) {
+        if (performance.now() > deadline) {
+          await yieldToLoop();
+          deadline = performance.now() + sliceMs;
+        }
+        for (const id of this.encodeChunk(chunk)) out.push(id);
+      }
+    }
     if (opts.eos ?? false) out.push(this.eosId);
     return out;
   }

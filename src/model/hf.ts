@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { InputError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { isSafeRepoFile } from "./repo-names.ts";
 import { readSafetensors, serializeSafetensors, tensorToFloat32, type SafetensorsFile, type SafetensorsInput } from "./safetensors.ts";
 import type { LlamaConfig, LlamaLayerWeights, LlamaModelData } from "./types.ts";
 
@@ -24,12 +25,26 @@ function readJson(path: string): Record<string, unknown> {
   } catch (error) {
     throw new InputError(path, undefined, undefined, `cannot read: ${(error as Error).message}`);
   }
+  let value: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (error) {
     throw new InputError(path, undefined, undefined, `not JSON: ${(error as Error).message}`);
   }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new InputError(path, undefined, undefined, `expected a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}`);
+  return value as Record<string, unknown>;
 }
+
+/** Upper bounds on config.json sizes (a hostile or broken file must not make ktu allocate without end). */
+const CONFIG_LIMITS: Record<string, number> = {
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 18,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  vocab_size: 1 << 22,
+  max_position_embeddings: 1 << 22,
+};
 
 export function readHfConfig(dir: string): { config: LlamaConfig; qkvBias: boolean; architecture: string } {
   const path = join(dir, "config.json");
@@ -40,10 +55,16 @@ export function readHfConfig(dir: string): { config: LlamaConfig; qkvBias: boole
   const int = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new InputError(path, undefined, key, `must be a positive integer, got ${JSON.stringify(raw[key])}`);
+    const limit = CONFIG_LIMITS[key];
+    if (limit !== undefined && v > limit) throw new InputError(path, undefined, key, `${v} is more than ${limit}, the most ktu reads`);
     return v;
   };
   const dim = int("hidden_size");
   const nHeads = int("num_attention_heads");
+  if (dim % nHeads !== 0) throw new InputError(path, undefined, "num_attention_heads", `${nHeads} does not divide hidden_size ${dim}`);
+  const nKv = int("num_key_value_heads", nHeads);
+  if (nHeads % nKv !== 0) throw new InputError(path, undefined, "num_key_value_heads", `${nKv} does not divide num_attention_heads ${nHeads}`);
+  if ((dim / nHeads) % 2 !== 0) throw new InputError(path, undefined, "num_attention_heads", `the head size ${dim / nHeads} (hidden_size / num_attention_heads) must be even for RoPE`);
   if (raw.head_dim !== undefined && raw.head_dim !== null && raw.head_dim !== dim / nHeads) {
     throw new InputError(path, undefined, "head_dim", `${raw.head_dim} differs from hidden_size / num_attention_heads = ${dim / nHeads}, which is not supported`);
   }
@@ -55,7 +76,7 @@ export function readHfConfig(dir: string): { config: LlamaConfig; qkvBias: boole
     hiddenDim: int("intermediate_size"),
     nLayers: int("num_hidden_layers"),
     nHeads,
-    nKvHeads: int("num_key_value_heads", nHeads),
+    nKvHeads: nKv,
     vocabSize: int("vocab_size"),
     seqLen: int("max_position_embeddings", 2048),
     normEps: typeof raw.rms_norm_eps === "number" ? raw.rms_norm_eps : 1e-6,
@@ -75,10 +96,14 @@ function openWeights(dir: string): (name: string) => { file: SafetensorsFile; na
     return (name) => (file.tensors.has(name) ? { file, name } : undefined);
   }
   if (existsSync(index)) {
-    const map = (readJson(index).weight_map ?? {}) as Record<string, string>;
+    const map = readJson(index).weight_map;
+    if (map === null || typeof map !== "object" || Array.isArray(map)) throw new InputError(index, undefined, "weight_map", `must be an object of tensor name -> shard file, got ${JSON.stringify(map)?.slice(0, 100)}`);
+    for (const [tensor, shard] of Object.entries(map)) {
+      if (!isSafeRepoFile(shard)) throw new InputError(index, tensor, "weight_map", `the shard ${JSON.stringify(shard)?.slice(0, 200)} is not a relative file name inside the model folder`);
+    }
     const files = new Map<string, SafetensorsFile>();
     return (name) => {
-      const shard = map[name];
+      const shard = (map as Record<string, string>)[name];
       if (!shard) return undefined;
       if (!files.has(shard)) files.set(shard, readSafetensors(join(dir, shard)));
       return { file: files.get(shard)!, name };

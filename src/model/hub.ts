@@ -24,6 +24,9 @@ import { dirname, join, relative } from "node:path";
 import { InputError } from "../util/errors.ts";
 import { writeFileAtomicSync } from "../util/fs.ts";
 import { readHfConfig } from "./hf.ts";
+import { isDigestEtag, isSafeRepoFile, isSafeRevision } from "./repo-names.ts";
+
+export { isDigestEtag, isSafeRepoFile, isSafeRevision };
 
 export const HF_PREFIX = "hf:";
 
@@ -56,7 +59,20 @@ export function parseHubSpec(spec: string): HubModelRef {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(repo) || revision === "" || /[\s]/.test(revision)) {
     throw new InputError(spec, undefined, undefined, "expected hf:ORG/NAME or hf:ORG/NAME@REVISION (a Hugging Face model id)");
   }
+  if (!isSafeRevision(revision)) {
+    throw new InputError(spec, undefined, "revision", `${JSON.stringify(revision)} is not a branch, tag or commit name (letters, digits, . _ - and / between parts; no "..", no leading "/")`);
+  }
   return { repo, revision };
+}
+
+// Names from the hub server (or the user) become paths in the cache: each is checked before it does.
+
+const refuseName = (ref: HubModelRef, what: string, name: unknown, source: string): HubError =>
+  new HubError(`hf:${ref.repo}@${ref.revision}: refusing ${what} ${JSON.stringify(name)?.slice(0, 200)} from ${source}; nothing was written for it`);
+
+function checkRepoFile(ref: HubModelRef, name: unknown, source: string): string {
+  if (!isSafeRepoFile(name)) throw refuseName(ref, "the file name", name, source);
+  return name;
 }
 
 /** huggingface_hub's cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
@@ -80,8 +96,8 @@ export function cachedSnapshot(ref: HubModelRef, cache = hubCacheDir()): string 
   const folder = repoFolder(cache, ref.repo);
   let commit: string | undefined;
   if (isCommit(ref.revision)) commit = ref.revision;
-  else if (existsSync(join(folder, "refs", ref.revision))) commit = readFileSync(join(folder, "refs", ref.revision), "utf8").trim();
-  if (!commit) return undefined;
+  else if (isSafeRevision(ref.revision) && existsSync(join(folder, "refs", ref.revision))) commit = readFileSync(join(folder, "refs", ref.revision), "utf8").trim();
+  if (!commit || !isCommit(commit)) return undefined;
   const snapshot = join(folder, "snapshots", commit);
   return existsSync(join(snapshot, "config.json")) && hasWeights(snapshot) ? snapshot : undefined;
 }
@@ -90,8 +106,26 @@ function hasWeights(dir: string): boolean {
   if (existsSync(join(dir, "model.safetensors"))) return true;
   const index = join(dir, "model.safetensors.index.json");
   if (!existsSync(index)) return false;
-  const map = (JSON.parse(readFileSync(index, "utf8")) as { weight_map?: Record<string, string> }).weight_map ?? {};
-  return [...new Set(Object.values(map))].every((shard) => existsSync(join(dir, shard)));
+  let shards: string[];
+  try {
+    shards = indexShards(JSON.parse(readFileSync(index, "utf8")), index);
+  } catch {
+    return false;
+  }
+  return shards.every((shard) => existsSync(join(dir, shard)));
+}
+
+/** The shard names of a model.safetensors.index.json, each a safe relative name; throws naming a bad one. */
+export function indexShards(index: unknown, source: string, ref?: HubModelRef): string[] {
+  const map = index !== null && typeof index === "object" ? (index as { weight_map?: unknown }).weight_map : undefined;
+  if (map === null || typeof map !== "object" || Array.isArray(map)) throw new InputError(source, undefined, "weight_map", `must be an object of tensor name -> shard file, got ${JSON.stringify(map)?.slice(0, 100)}`);
+  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+  for (const shard of shards) {
+    if (isSafeRepoFile(shard)) continue;
+    if (ref) throw refuseName(ref, "the shard name", shard, source);
+    throw new InputError(source, undefined, "weight_map", `the shard name ${JSON.stringify(shard)?.slice(0, 200)} is not a relative file name inside the model folder`);
+  }
+  return (shards as string[]).sort();
 }
 
 export interface HubDownloadOptions {
@@ -115,10 +149,33 @@ export function wantedFiles(siblings: readonly string[]): string[] {
   return files;
 }
 
-function authHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
-  const token = env.HF_TOKEN ?? env.HUGGING_FACE_HUB_TOKEN;
-  return token ? { authorization: `Bearer ${token}` } : {};
+/** The request headers for a URL: the Bearer token only when the URL is on $HF_ENDPOINT's origin, never another host's. */
+function headersFor(url: string, env: NodeJS.ProcessEnv, extra: Record<string, string> = {}): Record<string, string> {
+  const token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN;
+  const sameOrigin = new URL(url).origin === new URL(hubEndpoint(env)).origin;
+  return token && sameOrigin ? { ...extra, authorization: `Bearer ${token}` } : { ...extra };
 }
+
+/**
+ * fetch that follows redirects itself (up to 10; none with `follow: false`), so that each hop's headers
+ * are chosen for its own URL: the token goes to $HF_ENDPOINT's origin only, on any method.
+ */
+async function fetchNoLeak(url: string, method: "GET" | "HEAD", extra: Record<string, string>, env: NodeJS.ProcessEnv, follow = true): Promise<Response> {
+  let target = url;
+  for (let hops = 0; ; hops++) {
+    const response = await fetch(target, { method, headers: headersFor(target, env, extra), redirect: "manual" });
+    const location = response.headers.get("location");
+    if (!follow || response.status < 300 || response.status >= 400 || !location || hops >= 10) {
+      Object.defineProperty(response, "finalUrl", { value: target });
+      return response;
+    }
+    await response.body?.cancel().catch(() => undefined);
+    target = new URL(location, target).href;
+  }
+}
+
+/** The URL a fetchNoLeak response came from. */
+const finalUrl = (response: Response, fallback: string): string => (response as { finalUrl?: string }).finalUrl ?? fallback;
 
 /** A clear error for a failed hub response, by status and huggingface's X-Error-Code. */
 async function hubFailure(response: Response, ref: HubModelRef, what: string, env: NodeJS.ProcessEnv): Promise<HubError> {
@@ -141,11 +198,11 @@ async function hubFailure(response: Response, ref: HubModelRef, what: string, en
 }
 
 /** fetch with three tries on network errors (a reused keep-alive connection the server closed, a blip). */
-async function hubFetch(url: string, init: RequestInit, ref: HubModelRef, what: string): Promise<Response> {
+async function hubFetch(url: string, method: "GET" | "HEAD", extra: Record<string, string>, env: NodeJS.ProcessEnv, ref: HubModelRef, what: string, follow = true): Promise<Response> {
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await fetch(url, init);
+      return await fetchNoLeak(url, method, extra, env, follow);
     } catch (error) {
       last = error;
       const code = (error as { cause?: { code?: string } }).cause?.code;
@@ -168,10 +225,10 @@ interface FileMeta {
 const unquote = (etag: string | null): string | undefined => etag?.replace(/^W\//, "").replace(/^"|"$/g, "") || undefined;
 
 /** HEAD .../resolve/REV/FILE without following redirects, as huggingface_hub's get_hf_file_metadata. */
-async function fileMeta(ref: HubModelRef, revision: string, file: string, env: NodeJS.ProcessEnv): Promise<FileMeta> {
+async function fileMeta(ref: HubModelRef, revision: string, file: string, env: NodeJS.ProcessEnv, listedSize: number | undefined): Promise<FileMeta> {
   const url = `${hubEndpoint(env)}/${ref.repo}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`;
-  const headers = { ...authHeaders(env), "accept-encoding": "identity" };
-  let response = await hubFetch(url, { method: "HEAD", headers, redirect: "manual" }, ref, file);
+  const headers = { "accept-encoding": "identity" };
+  let response = await hubFetch(url, "HEAD", headers, env, ref, file, false);
   let target = url;
   // A relative redirect (a renamed repo) is followed; an absolute one is the LFS CDN: its metadata is here.
   for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops++) {
@@ -183,13 +240,19 @@ async function fileMeta(ref: HubModelRef, revision: string, file: string, env: N
       break;
     }
     target = next;
-    response = await hubFetch(target, { method: "HEAD", headers, redirect: "manual" }, ref, file);
+    response = await hubFetch(target, "HEAD", headers, env, ref, file, false);
   }
   if (response.status >= 400) throw await hubFailure(response, ref, file, env);
   const etag = unquote(response.headers.get("x-linked-etag")) ?? unquote(response.headers.get("etag"));
   if (!etag) throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: the server sent no ETag, so the download cannot be checked or cached`);
+  // The blob is named by the ETag and checked against it: only a sha1 or sha256 hex digest is either a safe name or a checksum.
+  if (!isDigestEtag(etag)) throw refuseName(ref, `the ETag of ${file}`, etag, target.replace(/\?.*$/, "") + " (not a sha1 or sha256 hex digest, so the download could not be checked)");
   const sizeText = response.headers.get("x-linked-size") ?? response.headers.get("content-length");
-  return { etag, size: sizeText ? Number(sizeText) : undefined, url: target, commit: response.headers.get("x-repo-commit") ?? undefined };
+  const announced = sizeText !== null && /^\d+$/.test(sizeText) ? Number(sizeText) : undefined;
+  if (announced !== undefined && listedSize !== undefined && announced !== listedSize) {
+    throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: the server announced ${announced} bytes, its file list ${listedSize}; refusing to download`);
+  }
+  return { etag, size: announced ?? listedSize, url: target, commit: response.headers.get("x-repo-commit") ?? undefined };
 }
 
 class Progress {
@@ -235,13 +298,12 @@ async function downloadBlob(ref: HubModelRef, file: string, meta: FileMeta, blob
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const have = existsSync(partial) ? statSync(partial).size : 0;
     if (meta.size !== undefined && have === meta.size) break;
-    const headers: Record<string, string> = { ...authHeaders(env), "accept-encoding": "identity" };
+    const headers: Record<string, string> = { "accept-encoding": "identity" };
     if (have > 0) headers.range = `bytes=${have}-`;
-    // The CDN of an LFS redirect is another host: do not send the token there.
-    if (new URL(meta.url).origin !== new URL(hubEndpoint(env)).origin) delete headers.authorization;
+    // The CDN of an LFS redirect is another host: the token is sent to $HF_ENDPOINT's origin only (headersFor).
     let response: Response;
     try {
-      response = await fetch(meta.url, { headers });
+      response = await fetchNoLeak(meta.url, "GET", headers, env);
     } catch (error) {
       lastError = error as Error;
       await new Promise((r) => setTimeout(r, Math.min(4000, 250 * 2 ** (attempt - 1))));
@@ -270,13 +332,15 @@ async function downloadBlob(ref: HubModelRef, file: string, meta: FileMeta, blob
     }
   }
   if (lastError) throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: download failed after ${attempts} attempts: ${lastError.message}; run again to resume from ${partial}`);
+  if (!existsSync(partial)) throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: the server sent no body`);
   const size = statSync(partial).size;
   if (meta.size !== undefined && size !== meta.size) {
     rmSync(partial, { force: true });
     throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: got ${size} bytes, the server announced ${meta.size}; the partial file was removed`);
   }
+  // fileMeta admits digest ETags only, so every blob kept is checked here.
   const hash = await contentHash(partial, meta.etag);
-  if (hash !== undefined && hash !== meta.etag) {
+  if (hash !== meta.etag) {
     rmSync(partial, { force: true });
     throw new HubError(`hf:${ref.repo}@${ref.revision}: ${file}: checksum ${hash} does not match the ETag ${meta.etag}; the download was removed, run again`);
   }
@@ -298,23 +362,35 @@ function linkSnapshot(snapshot: string, file: string, blob: string): void {
   symlinkSync(target, link);
 }
 
-async function fetchFile(ref: HubModelRef, commit: string, file: string, folder: string, env: NodeJS.ProcessEnv, options: HubDownloadOptions): Promise<void> {
+async function fetchFile(ref: HubModelRef, commit: string, file: string, folder: string, env: NodeJS.ProcessEnv, options: HubDownloadOptions, sizes: ReadonlyMap<string, number>): Promise<void> {
+  checkRepoFile(ref, file, "the repo's file list");
+  if (!isCommit(commit)) throw refuseName(ref, "the commit", commit, "the hub");
   const snapshot = join(folder, "snapshots", commit);
   if (existsSync(join(snapshot, file))) return;
-  const meta = await fileMeta(ref, commit, file, env);
+  const meta = await fileMeta(ref, commit, file, env, sizes.get(file));
   const blob = join(folder, "blobs", meta.etag);
   if (!existsSync(blob)) await downloadBlob(ref, file, meta, blob, env, options);
   linkSnapshot(snapshot, file, blob);
 }
 
 /** The repo's commit and file names at a revision (GET /api/models/ORG/NAME/revision/REV). */
-async function repoInfo(ref: HubModelRef, env: NodeJS.ProcessEnv): Promise<{ commit: string; files: string[] }> {
-  const url = `${hubEndpoint(env)}/api/models/${ref.repo}/revision/${encodeURIComponent(ref.revision)}`;
-  const response = await hubFetch(url, { headers: authHeaders(env) }, ref, "the model's file list");
+async function repoInfo(ref: HubModelRef, env: NodeJS.ProcessEnv): Promise<{ commit: string; files: string[]; sizes: Map<string, number> }> {
+  const url = `${hubEndpoint(env)}/api/models/${ref.repo}/revision/${encodeURIComponent(ref.revision)}?blobs=true`;
+  const response = await hubFetch(url, "GET", {}, env, ref, "the model's file list");
   if (!response.ok) throw await hubFailure(response, ref, "the model's file list", env);
-  const info = (await response.json()) as { sha?: string; siblings?: { rfilename: string }[] };
-  if (typeof info.sha !== "string" || !Array.isArray(info.siblings)) throw new HubError(`hf:${ref.repo}@${ref.revision}: ${url} did not answer like the hub (no sha or siblings)`);
-  return { commit: info.sha, files: info.siblings.map((s) => s.rfilename) };
+  const info = (await response.json().catch(() => null)) as { sha?: unknown; siblings?: unknown } | null;
+  if (info === null || typeof info !== "object" || typeof info.sha !== "string" || !Array.isArray(info.siblings)) throw new HubError(`hf:${ref.repo}@${ref.revision}: ${url} did not answer like the hub (no sha or siblings)`);
+  if (!isCommit(info.sha)) throw refuseName(ref, "the commit", info.sha, url + " (not 40 hex digits)");
+  const files: string[] = [];
+  const sizes = new Map<string, number>();
+  for (const sibling of info.siblings as { rfilename?: unknown; size?: unknown; lfs?: { size?: unknown } }[]) {
+    const name = sibling?.rfilename;
+    if (typeof name !== "string") continue;
+    files.push(name);
+    const size = sibling.lfs?.size ?? sibling.size;
+    if (typeof size === "number" && Number.isSafeInteger(size) && size >= 0) sizes.set(name, size);
+  }
+  return { commit: info.sha, files, sizes };
 }
 
 /**
@@ -331,24 +407,32 @@ export async function downloadHubModel(spec: string, options: HubDownloadOptions
     if (!found) throw new HubError(`hf:${ref.repo}@${ref.revision}: HF_HUB_OFFLINE is set and the model is not in the cache ${folder} (no complete snapshot for ${ref.revision}); download it once without HF_HUB_OFFLINE`);
     return found;
   }
-  const { commit, files: siblings } = await repoInfo(ref, env);
+  const { commit, files: siblings, sizes } = await repoInfo(ref, env);
   const files = (options.files ?? wantedFiles)(siblings);
+  for (const file of files) checkRepoFile(ref, file, "the repo's file list");
   if (!files.includes("config.json")) throw new HubError(`hf:${ref.repo}@${ref.revision}: the repo has no config.json, so it is not a transformers model ktu can run (files: ${siblings.slice(0, 10).join(", ")})`);
   if (!files.some((f) => f.startsWith("model.safetensors"))) {
     throw new HubError(`hf:${ref.repo}@${ref.revision}: the repo has no model.safetensors or model.safetensors.index.json (PyTorch .bin or GGUF weights are not read by ktu)`);
   }
   const snapshot = join(folder, "snapshots", commit);
-  await fetchFile(ref, commit, "config.json", folder, env, options);
+  await fetchFile(ref, commit, "config.json", folder, env, options, sizes);
   try {
     readHfConfig(snapshot);
   } catch (error) {
     throw new HubError(`hf:${ref.repo}@${ref.revision}: a model type ktu does not run: ${(error as Error).message}`);
   }
-  for (const file of files) if (file !== "config.json") await fetchFile(ref, commit, file, folder, env, options);
+  for (const file of files) if (file !== "config.json") await fetchFile(ref, commit, file, folder, env, options, sizes);
   const index = join(snapshot, "model.safetensors.index.json");
   if (existsSync(index)) {
-    const map = (JSON.parse(readFileSync(index, "utf8")) as { weight_map?: Record<string, string> }).weight_map ?? {};
-    for (const shard of [...new Set(Object.values(map))].sort()) await fetchFile(ref, commit, shard, folder, env, options);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(index, "utf8"));
+    } catch (error) {
+      throw new HubError(`hf:${ref.repo}@${ref.revision}: model.safetensors.index.json is not JSON: ${(error as Error).message}`);
+    }
+    // Every shard name is checked before the first is fetched.
+    const shards = indexShards(parsed, "model.safetensors.index.json", ref);
+    for (const shard of shards) await fetchFile(ref, commit, shard, folder, env, options, sizes);
   }
   if (!isCommit(ref.revision)) {
     // A revision may hold slashes (refs/pr/1): huggingface_hub nests the ref file the same way.

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { InputError } from "../util/errors.ts";
+import { BpeMerge, yieldToLoop } from "./bpe-merge.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 const BYTE_PIECE = /^<0x\s*([0-9A-Fa-f]{1,2})/;
@@ -104,6 +105,39 @@ export class Llama2cTokenizer implements Tokenizer {
 
   /** run.c's encode(t, text, bos, eos): the same ids for every input, including its quirks. */
   encode(text: string, opts: { bos?: boolean; eos?: boolean } = {}): number[] {
+    const steps = this.startEncode(text, opts);
+    let step = steps.next();
+    while (!step.done) step = steps.next();
+    const merge = step.value;
+    merge.run();
+    return this.finishEncode(merge, opts);
+  }
+
+  /**
+   * encode() in slices of about `sliceMs` milliseconds with the event loop let run between them, so
+   * that one long prompt does not stall a server's other requests. The same ids as encode().
+   */
+  async encodeAsync(text: string, opts: { bos?: boolean; eos?: boolean } = {}, sliceMs = 4): Promise<number[]> {
+    let deadline = performance.now() + sliceMs;
+    const steps = this.startEncode(text, opts);
+    let step = steps.next();
+    while (!step.done) {
+      if (performance.now() > deadline) {
+        await yieldToLoop();
+        deadline = performance.now() + sliceMs;
+      }
+      step = steps.next();
+    }
+    const merge = step.value;
+    while (!merge.run(deadline)) {
+      await yieldToLoop();
+      deadline = performance.now() + sliceMs;
+    }
+    return this.finishEncode(merge, opts);
+  }
+
+  /** run.c's first pass (BOS, the dummy-prefix space, one token per UTF-8 character or its bytes), pausing every 4096 bytes. */
+  private *startEncode(text: string, opts: { bos?: boolean }): Generator<void, BpeMerge> {
     const all = utf8.encode(text);
     // A C string ends at its first NUL.
     const nul = all.indexOf(0);
@@ -113,6 +147,7 @@ export class Llama2cTokenizer implements Tokenizer {
     if (bytes.length > 0) tokens.push(this.lookup(" "));
     let buf = "";
     for (let c = 0; c < bytes.length; c++) {
+      if ((c & 4095) === 4095) yield;
       const byte = bytes[c]!;
       if ((byte & 0xc0) !== 0x80) buf = "";
       buf += String.fromCharCode(byte);
@@ -123,38 +158,27 @@ export class Llama2cTokenizer implements Tokenizer {
       else for (let i = 0; i < buf.length; i++) tokens.push(buf.charCodeAt(i) + 3);
       buf = "";
     }
-    this.merge(tokens);
-    if (opts.eos ?? false) tokens.push(2);
-    return tokens;
+    // run.c's merge loop (best score wins, leftmost on ties, float32 comparison against -1e10), in O(n log n).
+    return new BpeMerge(tokens, this.pairOf, this.scores);
   }
 
-  /**
-   * run.c's merge loop (best score wins, leftmost on ties, float32 comparison against -1e10), with
-   * each adjacent pair's lookup cached and redone only beside a merge, so long prompts stay linear
-   * per merge instead of re-concatenating every pair.
-   */
-  private merge(tokens: number[]): void {
-    const pairId: number[] = [];
-    const pairOf = (i: number): number => this.lookup(this.keys[tokens[i]!]! + this.keys[tokens[i + 1]!]!);
-    for (let i = 0; i + 1 < tokens.length; i++) pairId.push(pairOf(i));
-    const floor = Math.fround(-1e10);
-    for (;;) {
-      let bestScore = floor;
-      let bestIdx = -1;
-      for (let i = 0; i < pairId.length; i++) {
-        const id = pairId[i]!;
-        if (id !== -1 && this.scores[id]! > bestScore) {
-          bestScore = this.scores[id]!;
-          bestIdx = i;
-        }
-      }
-      if (bestIdx === -1) return;
-      tokens[bestIdx] = pairId[bestIdx]!;
-      tokens.splice(bestIdx + 1, 1);
-      pairId.splice(bestIdx, 1);
-      if (bestIdx > 0) pairId[bestIdx - 1] = pairOf(bestIdx - 1);
-      if (bestIdx < pairId.length) pairId[bestIdx] = pairOf(bestIdx);
+  /** The id of piece a + piece b (or -1), remembered by number: long prompts repeat the same pairs. */
+  private readonly pairs = new Map<number, number>();
+  private readonly pairOf = (a: number, b: number): number => {
+    const key = a * this.pieces.length + b;
+    let id = this.pairs.get(key);
+    if (id === undefined) {
+      if (this.pairs.size >= 1 << 20) this.pairs.clear();
+      id = this.lookup(this.keys[a]! + this.keys[b]!);
+      this.pairs.set(key, id);
     }
+    return id;
+  };
+
+  private finishEncode(merge: BpeMerge, opts: { eos?: boolean }): number[] {
+    const tokens = merge.result();
+    if (opts.eos ?? false) tokens.push(2);
+    return tokens;
   }
 
   /** run.c's decode(prev, token): the piece's bytes, leading space dropped after BOS, "<0xNN>" as the byte. */

@@ -47,20 +47,23 @@ export function parseSafetensors(buffer: Uint8Array, path: string): SafetensorsF
   } catch (error) {
     throw new InputError(path, undefined, "header", `the JSON header does not parse: ${(error as Error).message}`);
   }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) throw new InputError(path, undefined, "header", `expected a JSON object of tensors, got ${JSON.stringify(header)?.slice(0, 40)}`);
   const dataStart = 8 + headerLength;
   const dataLength = buffer.byteLength - dataStart;
   const tensors = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (raw !== null && raw !== undefined && (typeof raw !== "object" || Array.isArray(raw))) throw new InputError(path, name, "__metadata__", `expected an object of strings, got ${JSON.stringify(raw)?.slice(0, 40)}`);
       metadata = (raw ?? {}) as Record<string, string>;
       continue;
     }
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new InputError(path, name, "entry", `expected {dtype, shape, data_offsets}, got ${JSON.stringify(raw)?.slice(0, 40)}`);
     const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = entry.dtype as SafetensorsDtype;
     if (typeof dtype !== "string" || !(dtype in dtypeBytes)) throw new InputError(path, name, "dtype", `unsupported dtype ${JSON.stringify(entry.dtype)} (supported: ${Object.keys(dtypeBytes).join(", ")})`);
     const shape = entry.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new InputError(path, name, "shape", `not a list of sizes: ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) || !Number.isSafeInteger(product(shape as number[]) * 8)) throw new InputError(path, name, "shape", `not a list of sizes: ${JSON.stringify(shape)?.slice(0, 80)}`);
     const offsets = entry.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o))) throw new InputError(path, name, "data_offsets", `not [begin, end]: ${JSON.stringify(offsets)}`);
     const [begin, end] = offsets as [number, number];

@@ -90,6 +90,7 @@ export function loadCheckpoint(dir: string): TrainerSnapshot {
   } catch (error) {
     throw new InputError(statePath, undefined, undefined, `does not parse: ${(error as Error).message}`);
   }
+  if (state === null || typeof state !== "object" || Array.isArray(state)) throw new InputError(statePath, undefined, undefined, `expected a JSON object, got ${JSON.stringify(state)?.slice(0, 40)}`);
   const k = state.ktu;
   if (!k || typeof k.globalStep !== "number" || !Array.isArray(k.order)) throw new InputError(statePath, undefined, "ktu", "missing the trainer position (written by another trainer?)");
   const adapterFile = readSafetensors(join(dir, "adapter_model.safetensors"));

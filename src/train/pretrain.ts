@@ -8,7 +8,7 @@
  * A checkpoint is a folder: model.bin (llama2.c, exact fp32), optimizer.bin (AdamW moments) and
  * state.json; it is written to a temporary sibling and renamed, so a kill leaves the old or the new.
  */
-import { existsSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tf } from "../model/backend.ts";
 import { TfLlama, type LlamaParameter } from "../model/llama-tf.ts";
@@ -17,6 +17,47 @@ import { concatFloat } from "../model/tf-ops.ts";
 import { loadLlama2c, saveLlama2c } from "../model/llama2c.ts";
 import type { LlamaConfig, LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
+
+/** fsync of a file or a folder (a folder's entries: the renames in it). */
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** For tests: runs between the two renames of FullTrainer.save (where a crash leaves only `*-old`). */
+export const checkpointHooks: { betweenRenames?: () => void } = {};
+
+/** A checkpoint folder as save() leaves it: all three files. */
+const isCompleteCheckpoint = (dir: string): boolean => ["model.bin", "optimizer.bin", "state.json"].every((f) => existsSync(join(dir, f)));
+
+/**
+ * Makes `dir` a loadable checkpoint again after a crash inside FullTrainer.save: when `dir` is gone (or
+ * incomplete) but a `.<dir>.tmp-<pid>-old` sibling holds the previous checkpoint, that is renamed back
+ * (and leftover temporary folders are removed). Returns whether `dir` now holds a checkpoint.
+ */
+export function recoverCheckpoint(dir: string, warn: (message: string) => void = (m) => console.warn(m)): boolean {
+  const parent = dirname(dir);
+  const prefix = `.${basename(dir)}.tmp-`;
+  const siblings = existsSync(parent) ? readdirSync(parent).filter((name) => name.startsWith(prefix)) : [];
+  if (!isCompleteCheckpoint(dir)) {
+    const old = siblings.filter((name) => name.endsWith("-old") && isCompleteCheckpoint(join(parent, name)));
+    if (old.length > 0) {
+      // The newest, should several crashed saves have left one each.
+      const step = (name: string): number => (JSON.parse(readFileSync(join(parent, name, "state.json"), "utf8")) as { step?: number }).step ?? -1;
+      const best = old.sort((a, b) => step(b) - step(a))[0]!;
+      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      renameSync(join(parent, best), dir);
+      fsyncPath(parent);
+      warn(`${dir}: a save was interrupted between its renames; the previous checkpoint (step ${step(basename(dir))}) is back from ${best}`);
+    }
+  }
+  for (const name of siblings) if (existsSync(join(parent, name))) rmSync(join(parent, name), { recursive: true, force: true });
+  return isCompleteCheckpoint(dir);
+}
 
 export interface PretrainOptimConfig {
   learningRate: number;
@@ -279,7 +320,12 @@ export class FullTrainer {
     return { config: c, weights: { tokenEmbedding: emb, layers, finalNorm: get("finalNorm"), lmHead: byName.has("lmHead") ? get("lmHead") : emb } };
   }
 
-  /** Writes model.bin, optimizer.bin and state.json (with `extra`) into `dir`, atomically as a folder. */
+  /**
+   * Writes model.bin, optimizer.bin and state.json (with `extra`) into `dir`, atomically as a folder:
+   * the files and the temporary folder are fsynced before the renames, the parent after them. A crash
+   * between the two renames leaves the previous checkpoint in `.<dir>.tmp-<pid>-old`, which
+   * recoverCheckpoint puts back.
+   */
   save(dir: string, extra: Record<string, unknown> = {}): void {
     const temp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
     rmSync(temp, { recursive: true, force: true });
@@ -288,12 +334,18 @@ export class FullTrainer {
     const moments = concatFloat(...this.m, ...this.v);
     writeFileSync(join(temp, "optimizer.bin"), new Uint8Array(moments.buffer, moments.byteOffset, moments.byteLength));
     writeFileSync(join(temp, "state.json"), JSON.stringify({ step: this.step, optim: this.optim, ...extra }, null, 1) + "\n");
+    for (const file of ["model.bin", "optimizer.bin", "state.json"]) fsyncPath(join(temp, file));
+    fsyncPath(temp);
     if (existsSync(dir)) {
       const old = `${temp}-old`;
+      rmSync(old, { recursive: true, force: true });
       renameSync(dir, old);
+      checkpointHooks.betweenRenames?.();
       renameSync(temp, dir);
+      fsyncPath(dirname(dir));
       rmSync(old, { recursive: true, force: true });
     } else renameSync(temp, dir);
+    fsyncPath(dirname(dir));
   }
 
   /** A trainer at the state `save` wrote; `optim` overrides the saved optimizer settings. */
