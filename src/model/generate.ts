@@ -6,6 +6,7 @@
  */
 import { Decoder, type KvCache } from "./decode.ts";
 import { NativeDecoder, nativeDecoderFor, type NativeKvCache, type NativeRows } from "./decode-native.ts";
+import { DEFAULT_BATCH, PREFILL_ROWS_PER_PASS } from "./batch-size.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import { Sampler } from "./sampler.ts";
 import type { Tokenizer } from "./tokenizer.ts";
@@ -14,6 +15,7 @@ import type { LlamaModelData } from "./types.ts";
 /** The decoders a Sequence can run on: the WebAssembly one (decode.ts) or the native engine's (decode-native.ts). */
 export type StepDecoder = Decoder | NativeDecoder;
 export type DecodeModel = LlamaModelData | StepDecoder;
+export { DEFAULT_BATCH, PREFILL_ROWS_PER_PASS };
 /**
  * Which decoder generates: "wasm" (decode.ts, one sequence per pass unless stepped together), "native"
  * (decode-native.ts; throws when the addon cannot load) or "auto" (native when it loads, else wasm).
@@ -323,14 +325,6 @@ export function generate(model: DecodeModel, tokenizer: Tokenizer, prompt: strin
   return seq.result();
 }
 
-/**
- * Sequences decoded together by default: measured with `ktu eval run` on the reader's shape (1.33M,
- * 1,000 rows, max 24 new tokens; bench/eval-batch.ts): see README "Batched generation".
- */
-export const DEFAULT_BATCH = 32;
-
-/** Prompt rows one native pass takes from sequences that are joining (their prefill), at least one prompt. */
-export const PREFILL_ROWS_PER_PASS = 2048;
 
 export interface BatchOptions {
   /** Sequences in flight at once (default DEFAULT_BATCH); a finished one's slot goes to the next prompt. */
