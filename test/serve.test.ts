@@ -98,7 +98,8 @@ test("completion logprobs sum to the model's continuation log-probability", asyn
   const [scored] = continuationLogprobs(model, tok, prompt, [json.choices[0].text]);
   assert.equal(scored!.tokens.length, lp.tokens.length);
   const sum = lp.token_logprobs.reduce((a: number, b: number) => a + b, 0);
-  assert.ok(Math.abs(sum - scored!.sum) < 1e-6, `${sum} vs ${scored!.sum}`);
+  // Generation runs on the native engine, scoring on the wasm decoder: float32 sums in other orders.
+  assert.ok(Math.abs(sum - scored!.sum) < 2e-5, `${sum} vs ${scored!.sum}`);
   const ids = await post("/v1/completions", { prompt: tok.encode(prompt), max_tokens: 12, temperature: 0, logprobs: 3 });
   assert.equal(ids.json.choices[0].text, json.choices[0].text, "token-id prompts (as lm-evaluation-harness sends) answer the same");
   const badIds = await post("/v1/completions", { prompt: [1, 99999] });

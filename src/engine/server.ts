@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { encodeChatTurns, getChatTemplate, type ChatMessage, type ChatTemplateSpec } from "../model/chat-templates.ts";
-import { decoderFor, Sequence, tokenText, type GenerateOptions, type TokenLogprob } from "../model/generate.ts";
+import { decoderFor, Sequence, stepDecoderFor, tokenText, type DecodeEngine, type GenerateOptions, type TokenLogprob } from "../model/generate.ts";
 import { BpeTokenizer } from "../model/bpe.ts";
 import { Llama2cTokenizer } from "../model/llama2c-tokenizer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
@@ -28,6 +28,8 @@ export interface ServerOptions {
   port?: number;
   /** Sequences decoded together per tick (default 16). */
   maxBatch?: number;
+  /** Decoder for generation: "auto" (default: the native engine when it loads), "native" or "wasm". */
+  engine?: DecodeEngine;
   /** Requests waiting beyond this get HTTP 429 (default 1024). */
   maxQueue?: number;
   /** Largest request body in bytes (default 4 MiB); a larger one gets 413 and its connection is closed. */
@@ -118,7 +120,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const modelName = options.modelName ?? "ktu-model";
   const template = typeof options.chatTemplate === "object" ? options.chatTemplate : getChatTemplate(options.chatTemplate ?? "default");
   const seqLen = model.config.seqLen;
+  // Prompt scoring (echo, logprobs of the prompt) runs on the WebAssembly decoder; generation on the
+  // native engine when it loads (batched passes of the scheduler), else on the same decoder.
   const decoder = decoderFor(model);
+  const stepper = stepDecoderFor(model, options.engine ?? "auto");
   if (tokenizer.vocabSize !== model.config.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
   const scheduler = new Scheduler(options.maxBatch ?? 16, options.maxQueue ?? 1024);
   const created = Math.floor(Date.now() / 1000);
@@ -172,7 +177,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (let i = 0; i < opts.n; i++) {
       let seq: Sequence;
       try {
-        seq = new Sequence(decoder, tokenizer, prompt, { ...opts, seed: opts.seed + i });
+        seq = new Sequence(stepper, tokenizer, prompt, { ...opts, seed: opts.seed + i });
       } catch (error) {
         if (error instanceof RangeError && /context/.test(error.message)) {
           throw new ApiError(400, `${error.message}; shorten the prompt`, param, "context_length_exceeded");

@@ -119,7 +119,7 @@ export async function answerLogprobConfidences(rows: readonly EvalBenchmarkRow[]
   const metric = options.metric ?? "strict";
   let refused = 0;
   let refusedKnown = 0;
-  const { results, errors } = await over(questionsOf(rows, options.limit), options, async (q) => {
+  const { results, errors } = await over(questionsOf(rows, options.limit), { ...options, concurrency: options.concurrency ?? source.parallel }, async (q) => {
     const prompt = questionPrompt(q.row, q.text, options);
     const answer = await cached(options.cache, { model: source.id, kind: "logprobs", prompt, settings: decode }, () => gen(prompt, decode));
     const conf = answerConfidence(answer.tokenLogprobs);

@@ -24,6 +24,8 @@ export interface CompletionWithLogprobs {
 
 export interface AnswerSource {
   readonly id: string;
+  /** Requests worth keeping in flight (a batching local model); runners use it when given no concurrency. */
+  readonly parallel?: number;
   complete(prompts: string[], opts: DecodeOptions): Promise<string[]>;
   /** Teacher-forced token log-probs of each continuation after the prompt (calibration sources a, b). */
   continuationLogprobs?(prompt: string, continuations: string[]): Promise<number[][]>;

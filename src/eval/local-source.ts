@@ -1,11 +1,13 @@
 /**
  * An AnswerSource over a model in this process: the decoder's generate / continuationLogprobs
  * (src/model/generate.ts) on any model openModel reads: a llama2.c checkpoint, a Hugging Face folder or
- * a hub name (hf:ORG/NAME[@REV]).
+ * a hub name (hf:ORG/NAME[@REV]). Answers are generated with continuous batching on the native engine
+ * (BatchQueue: `batch` sequences per forward pass, each answer token for token what generate() gives
+ * alone); `batch: 1` is the single-sequence WebAssembly path of before.
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { continuationLogprobs, decoderFor, generate, type DecodeModel } from "../model/generate.ts";
+import { BatchQueue, continuationLogprobs, DEFAULT_BATCH, generate, stepDecoderFor, type DecodeModel, type GenerateOptions, type GenerateResult } from "../model/generate.ts";
 import { openModel } from "../model/open.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { AnswerSource, CompletionWithLogprobs, DecodeOptions } from "./generator.ts";
@@ -17,12 +19,20 @@ export interface LocalSourceOptions {
    * (512 positions) cannot see a whole ASQA passage; without this such a prompt is an error.
    */
   fitContext?: boolean;
+  /**
+   * Sequences generated together (default DEFAULT_BATCH, chosen by measurement: README "Batched
+   * generation"). 1 = one at a time on the WebAssembly decoder (the path before batching).
+   */
+  batch?: number;
 }
 
 export class LocalModelSource implements AnswerSource {
   readonly id: string;
   /** Prompts cut to fit so far, so that a run can say how many answers saw a shortened prompt. */
   cutPrompts = 0;
+  /** Requests the runners should keep in flight so that batches fill (runner.ts answerJobs). */
+  readonly parallel: number;
+  private readonly queue: BatchQueue | undefined;
 
   constructor(
     id: string,
@@ -31,12 +41,23 @@ export class LocalModelSource implements AnswerSource {
     private readonly options: LocalSourceOptions = {},
   ) {
     this.id = options.fitContext ? `${id}:fit-context` : id;
+    const batch = options.batch ?? DEFAULT_BATCH;
+    if (!(Number.isInteger(batch) && batch >= 1)) throw new RangeError(`batch must be a whole number >= 1, got ${batch}`);
+    this.queue = batch > 1 ? new BatchQueue(model, tokenizer, batch) : undefined;
+    // Twice the batch: a finished answer's slot is refilled from requests already waiting.
+    this.parallel = batch > 1 ? 2 * batch : 1;
+  }
+
+  /** One generation: through the batch queue, or alone on the WebAssembly decoder when batch is 1. */
+  private run(prompt: string | number[], options: GenerateOptions): Promise<GenerateResult> {
+    if (this.queue) return this.queue.submit(prompt, options);
+    return Promise.resolve(generate(this.model, this.tokenizer, prompt, { ...options, engine: "wasm" }));
   }
 
   /** The prompt as text, or as ids cut from the left to fit the context. */
   private fit(prompt: string, maxNewTokens: number): string | number[] {
     if (!this.options.fitContext) return prompt;
-    const seqLen = decoderFor(this.model).config.seqLen;
+    const seqLen = stepDecoderFor(this.model, "wasm").config.seqLen;
     const ids = this.tokenizer.encode(prompt, { bos: true });
     const room = seqLen - Math.min(maxNewTokens, Math.floor(seqLen / 4));
     if (ids.length <= room) return ids;
@@ -45,14 +66,13 @@ export class LocalModelSource implements AnswerSource {
   }
 
   async complete(prompts: string[], opts: DecodeOptions): Promise<string[]> {
-    // One at a time: the model runs on this thread, so parallel calls would only interleave.
-    return prompts.map(
-      (prompt) => generate(this.model, this.tokenizer, this.fit(prompt, opts.maxNewTokens), { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topP: opts.topP, seed: opts.seed, stop: opts.stop }).text,
-    );
+    const settings = { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topP: opts.topP, seed: opts.seed, stop: opts.stop };
+    const results = await Promise.all(prompts.map((prompt) => this.run(this.fit(prompt, opts.maxNewTokens), settings)));
+    return results.map((r) => r.text);
   }
 
   async completeWithLogprobs(prompt: string, opts: DecodeOptions): Promise<CompletionWithLogprobs> {
-    const r = generate(this.model, this.tokenizer, this.fit(prompt, opts.maxNewTokens), {
+    const r = await this.run(this.fit(prompt, opts.maxNewTokens), {
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
       topP: opts.topP,

@@ -114,7 +114,7 @@ export async function runRTuning(task: RTuningTask, items: readonly RTuningItem[
   if (!source.continuationLogprobs || (task !== "mmlu" && !source.completeWithLogprobs)) throw new Error(`the answer source ${source.id} cannot give the log-probs R-Tuning's evaluation needs`);
   const picked = options.limit === undefined ? items : items.slice(0, options.limit);
   const errors: RunError[] = [];
-  const rows = await mapLimit(picked, options.concurrency ?? 4, async (item) => {
+  const rows = await mapLimit(picked, options.concurrency ?? source.parallel ?? 4, async (item) => {
     try {
       let output: string;
       let conf: number;

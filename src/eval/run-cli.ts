@@ -1,6 +1,7 @@
 /** `ktu eval run`: generate answers for a benchmark through a model or an endpoint, then score them. */
 import { join } from "node:path";
 import { EVAL_PROMPT_VERSIONS, GPT_SYSTEM_MESSAGE, TASK_ASSIGNMENT, type EvalPromptVersion } from "../data/prompts.ts";
+import { DEFAULT_BATCH } from "../model/batch-size.ts";
 import { promptFormatPath, readPromptFormat, type PromptFormat } from "../model/prompt-format.ts";
 import { defineCommand, optionalChoice, optionalNumber, requireString, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
@@ -52,7 +53,8 @@ export async function sourceFromOptions(values: OptionValues, command: string): 
     const { loadLocalSource } = await import("./local-source.ts");
     // On by default: a tiny model cannot see a whole ASQA passage, and failing every row helps no
     // one; the number of cut prompts is reported and --no-fit-context makes them errors instead.
-    return loadLocalSource(model, tokenizer, { fitContext: values["no-fit-context"] !== true });
+    const batch = optionalCount(values, "batch", command);
+    return loadLocalSource(model, tokenizer, { fitContext: values["no-fit-context"] !== true, ...(batch === undefined ? {} : { batch }) });
   }
   throw new UsageError(`ktu ${command}: give --endpoint URL or --model FILE|DIR|hf:ORG/NAME [--tokenizer FILE]`);
 }
@@ -89,6 +91,7 @@ export const sourceOptions = {
   "model-name": { type: "string" },
   mode: { type: "string" },
   concurrency: { type: "string" },
+  batch: { type: "string" },
   "timeout-ms": { type: "string" },
   retries: { type: "string" },
   "fit-context": { type: "boolean" },
@@ -99,6 +102,9 @@ export const sourceOptions = {
 export const sourceHelp = `  --model MODEL       run in this process: a llama2.c checkpoint, a Hugging Face folder or a hub
                       name hf:ORG/NAME[@REV]; --tokenizer FILE (default: the folder's tokenizer.json,
                       or tokenizer.bin / tok<vocab>.bin next to a llama2.c checkpoint)
+  --batch N           --model: answers generated together on the native engine (continuous
+                      batching, each answer as generated alone; default ${DEFAULT_BATCH}); 1 = one at a
+                      time on the WebAssembly decoder
   --no-fit-context    fail on prompts longer than the model's context; by default they are cut
                       from the left (tiny models such as stories260K) and the count is reported
   --endpoint URL      an OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, OpenAI, ktu serve);

@@ -30,7 +30,7 @@ export interface RunOptions {
   taskAssignment?: string;
   decode?: DecodeOptions;
   limit?: number;
-  /** Requests in flight; the endpoint client has its own limit too. Default 4. */
+  /** Requests in flight; the endpoint client has its own limit too. Default: the source's `parallel`, else 4. */
   concurrency?: number;
   cache?: AnswerCache;
   onProgress?: (done: number, total: number) => void;
@@ -48,7 +48,7 @@ interface Job {
 async function answerJobs(source: AnswerSource, jobs: readonly Job[], options: RunOptions): Promise<{ answers: (string | undefined)[]; errors: RunError[] }> {
   const errors: RunError[] = [];
   let done = 0;
-  const answers = await mapLimit(jobs, options.concurrency ?? 4, async (job) => {
+  const answers = await mapLimit(jobs, options.concurrency ?? source.parallel ?? 4, async (job) => {
     try {
       return await cached(options.cache, { model: source.id, kind: "answer", prompt: job.prompt, settings: job.decode, sample: job.sample }, async () => {
         const [text] = await source.complete([job.prompt], job.decode);

@@ -1,6 +1,7 @@
 /**
- * `ktu model export --format hf|peft`: our models (llama2.c .bin, Hugging Face folders, hub names) as
- * Hugging Face folders that transformers and LLaMA-Factory load, and LoRA adapters in PEFT's layout.
+ * `ktu model export --format hf|peft|gguf`: our models (llama2.c .bin, Hugging Face folders, hub names) as
+ * Hugging Face folders that transformers and LLaMA-Factory load, LoRA adapters in PEFT's layout, and
+ * single GGUF files for llama.cpp, Ollama and LM Studio (gguf.ts).
  * `ktu model download hf:ORG/NAME[@REV]`: fetch a model into the shared huggingface_hub cache.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -14,6 +15,7 @@ import { serializeSafetensors } from "./safetensors.ts";
 import { exportHfModel, permuteAdapterForHf } from "./hf-export.ts";
 import { HfTokenizer } from "./hf-tokenizer.ts";
 import { downloadHubModel, isHubSpec } from "./hub.ts";
+import { writeGguf } from "./gguf.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import { openModel } from "./open.ts";
 
@@ -25,8 +27,11 @@ export interface ModelExportOptions {
   /** A PEFT adapter folder (ours or LLaMA-Factory's): merged into the weights ("hf") or converted ("peft"). */
   adapter?: string;
   out: string;
-  /** "hf": a model folder (default); "peft": the adapter alone, for the model exported with --format hf. */
-  format?: "hf" | "peft";
+  /**
+   * "hf": a model folder (default); "peft": the adapter alone, for the model exported with --format hf;
+   * "gguf": one file, OUT/model.gguf unless `out` ends in .gguf (llama2.c-tokenizer models).
+   */
+  format?: "hf" | "peft" | "gguf";
   /** A chat template by name for tokenizer_config.json. */
   template?: string;
   dtype?: "F32" | "F16" | "BF16";
@@ -38,7 +43,8 @@ export interface ModelExportOptions {
 export async function exportModel(o: ModelExportOptions): Promise<string[]> {
   const opened = openModel(o.model, o.tokenizer);
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
+  const gguf = o.format === "gguf";
+  mkdirSync(gguf && out.endsWith(".gguf") ? dirname(out) : out, { recursive: true });
   if (o.adapter) await initBackend(); // a LoraAdapter keeps its tensors as tf variables
   if ((o.format ?? "hf") === "peft") {
     if (!o.adapter) throw new UsageError("ktu model export --format peft needs --adapter DIR");
@@ -64,6 +70,14 @@ export async function exportModel(o: ModelExportOptions): Promise<string[]> {
       adapter.dispose();
     }
   }
+  if (gguf) {
+    if (!(opened.tokenizer instanceof Llama2cTokenizer)) throw new UsageError(`ktu model export --format gguf: the model's tokenizer (${opened.tokenizerPath}) is not a llama2.c tokenizer; GGUF export covers our Llama models with llama2.c tokenizers`);
+    if (o.dtype === "BF16") throw new UsageError("ktu model export --format gguf: --dtype F32 or F16 (BF16 is not written)");
+    const file = out.endsWith(".gguf") ? out : join(out, "model.gguf");
+    const name = o.model.replace(/^.*[\\/]/, "").replace(/\.bin$/, "") + (o.adapter ? "+" + o.adapter.replace(/[\\/]+$/, "").replace(/^.*[\\/]/, "") : "");
+    writeGguf(file, model, opened.tokenizer, { dtype: o.dtype ?? "F32", name });
+    return [file];
+  }
   // An HF tokenizer's source is its tokenizer.json: copy that folder's tokenizer files.
   const tokenizer = opened.tokenizer instanceof Llama2cTokenizer ? opened.tokenizer : opened.tokenizer instanceof HfTokenizer ? { dir: dirname(opened.tokenizerPath) } : undefined;
   return exportHfModel(out, { model, tokenizer, template: o.template, dtype: o.dtype });
@@ -72,9 +86,10 @@ export async function exportModel(o: ModelExportOptions): Promise<string[]> {
 const exportCommand = defineCommand({
   name: "model export",
   summary: "write a model as a Hugging Face folder (transformers, LLaMA-Factory) or a LoRA adapter in PEFT's layout",
-  help: `  --format hf|peft      hf (default): config.json, model.safetensors, generation_config.json, tokenizer.json and
+  help: `  --format hf|peft|gguf hf (default): config.json, model.safetensors, generation_config.json, tokenizer.json and
                         tokenizer_config.json; peft: the --adapter alone (adapter_config.json, adapter_model.safetensors)
-                        for the model exported with --format hf
+                        for the model exported with --format hf; gguf: one file for llama.cpp, Ollama and LM Studio
+                        (OUT/model.gguf, or OUT itself when it ends in .gguf; F32 or F16; llama2.c-tokenizer models)
   --model FILE|DIR|hf:ORG/NAME[@REV]  a llama2.c .bin, a Hugging Face folder or a hub model
   --tokenizer FILE      llama2.c tokenizer .bin (default tokenizer.bin or tok<vocab>.bin beside the model)
   --adapter DIR         a LoRA adapter (PEFT layout): with --format hf it is merged into the weights
@@ -93,7 +108,7 @@ const exportCommand = defineCommand({
   },
   async run(values) {
     const name = "model export";
-    const format = optionalChoice(values, "format", ["hf", "peft"] as const, name) ?? "hf";
+    const format = optionalChoice(values, "format", ["hf", "peft", "gguf"] as const, name) ?? "hf";
     const adapter = typeof values.adapter === "string" ? values.adapter : undefined;
     if (adapter && !existsSync(join(adapter, "adapter_config.json"))) throw new UsageError(`ktu ${name}: --adapter ${adapter} is not a LoRA adapter folder (no adapter_config.json)`);
     const out = requireString(values, "out", name);
@@ -106,7 +121,8 @@ const exportCommand = defineCommand({
       template: typeof values.template === "string" ? values.template : undefined,
       dtype: optionalChoice(values, "dtype", ["F32", "F16", "BF16"] as const, name),
     });
-    process.stderr.write(`ktu: wrote ${files.join(", ")} to ${resolve(out)}${adapter && format === "hf" ? ` (adapter ${adapter} merged)` : ""}\n`);
+    const where = format === "gguf" ? "" : ` to ${resolve(out)}`;
+    process.stderr.write(`ktu: wrote ${files.join(", ")}${where}${adapter && format !== "peft" ? ` (adapter ${adapter} merged)` : ""}\n`);
   },
 });
 

@@ -5,12 +5,22 @@
  * `Sequence` is the step-able state behind all of them, so the server can batch requests itself.
  */
 import { Decoder, type KvCache } from "./decode.ts";
+import { NativeDecoder, nativeDecoderFor, type NativeKvCache, type NativeRows } from "./decode-native.ts";
+import { DEFAULT_BATCH, PREFILL_ROWS_PER_PASS } from "./batch-size.ts";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
 import { Sampler } from "./sampler.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import type { LlamaModelData } from "./types.ts";
 
-export type DecodeModel = LlamaModelData | Decoder;
+/** The decoders a Sequence can run on: the WebAssembly one (decode.ts) or the native engine's (decode-native.ts). */
+export type StepDecoder = Decoder | NativeDecoder;
+export type DecodeModel = LlamaModelData | StepDecoder;
+export { DEFAULT_BATCH, PREFILL_ROWS_PER_PASS };
+/**
+ * Which decoder generates: "wasm" (decode.ts, one sequence per pass unless stepped together), "native"
+ * (decode-native.ts; throws when the addon cannot load) or "auto" (native when it loads, else wasm).
+ */
+export type DecodeEngine = "auto" | "native" | "wasm";
 
 export interface GenerateOptions {
   /** Tokens to generate at most (default 256); also bounded by the model's context. */
@@ -30,6 +40,8 @@ export interface GenerateOptions {
   /** Also return each generated token's log-probability and the `topLogprobs` best alternatives. */
   logprobs?: boolean;
   topLogprobs?: number;
+  /** Decoder for a model given as weights: generate() defaults to "wasm", generateBatch() to "auto". */
+  engine?: DecodeEngine;
 }
 
 export interface TokenLogprob {
@@ -50,12 +62,23 @@ export interface GenerateResult {
 }
 
 const decoders = new WeakMap<LlamaModelData, Decoder>();
-/** One Decoder (and its RoPE tables and buffers) per model. */
+/** One WebAssembly Decoder (and its RoPE tables and buffers) per model (a native decoder's model too). */
 export function decoderFor(model: DecodeModel): Decoder {
   if (model instanceof Decoder) return model;
+  if (model instanceof NativeDecoder) return decoderFor(model.model);
   let d = decoders.get(model);
   if (!d) decoders.set(model, (d = new Decoder(model)));
   return d;
+}
+
+/** The decoder a model generates on under `engine` (a decoder given as such is used as it is). */
+export function stepDecoderFor(model: DecodeModel, engine: DecodeEngine = "auto"): StepDecoder {
+  if (model instanceof Decoder || model instanceof NativeDecoder) return model;
+  if (engine === "wasm") return decoderFor(model);
+  const native = nativeDecoderFor(model);
+  if (native) return native;
+  if (engine === "native") return new NativeDecoder(model); // throws, saying why
+  return decoderFor(model);
 }
 
 const tokenTexts = new WeakMap<Tokenizer, { anchor: number[]; prefix: string; texts: Map<number, string> }>();
@@ -140,8 +163,10 @@ class Detokenizer {
  * Drive it with `start()` then `feed()` (or let generate/generateBatch/the server do it).
  */
 export class Sequence {
-  readonly decoder: Decoder;
-  private kv: KvCache | undefined;
+  readonly decoder: StepDecoder;
+  private kv: KvCache | NativeKvCache | undefined;
+  /** The prompt has been run (start() or a batched pass that included it). */
+  private begun = false;
   private readonly cacheSize: number;
   readonly promptTokens: number[];
   readonly tokenIds: number[] = [];
@@ -162,7 +187,7 @@ export class Sequence {
     prompt: string | number[],
     readonly options: GenerateOptions = {},
   ) {
-    this.decoder = decoderFor(model);
+    this.decoder = stepDecoderFor(model, options.engine ?? "wasm");
     const c = this.decoder.config;
     if (tokenizer.vocabSize !== c.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${c.vocabSize}`);
     this.promptTokens = typeof prompt === "string" ? tokenizer.encode(prompt, { bos: options.bos ?? true }) : [...prompt];
@@ -182,8 +207,18 @@ export class Sequence {
   }
 
   /** The sequence's KV cache, made on first use so that queued requests hold no cache memory. */
-  get cache(): KvCache {
+  get cache(): KvCache | NativeKvCache {
     return (this.kv ??= this.decoder.newCache(this.cacheSize));
+  }
+
+  /** Whether the prompt has gone through the model (by start() or a batched pass). */
+  get started(): boolean {
+    return this.begun;
+  }
+
+  /** This sequence's rows for the next native pass: the prompt first, then the last token. */
+  nativeRows(): NativeRows {
+    return { cache: this.cache as NativeKvCache, tokens: this.begun ? [this.lastToken] : this.promptTokens };
   }
 
   get finished(): boolean {
@@ -197,14 +232,24 @@ export class Sequence {
 
   /** Runs the prompt through the model and samples the first token. */
   start(): void {
-    if (this.finished) return;
-    this.accept(this.decoder.prefill(this.cache, this.promptTokens));
+    if (this.finished || this.begun) return;
+    this.begun = true;
+    const d = this.decoder;
+    this.accept(d instanceof NativeDecoder ? d.prefill(this.cache as NativeKvCache, this.promptTokens) : d.prefill(this.cache as KvCache, this.promptTokens));
   }
 
-  /** Feeds the last token alone (single-sequence path); batched callers use Decoder.stepBatch and accept(). */
+  /** Feeds the last token alone (single-sequence path); batched callers use stepTogether. */
   feed(): void {
     if (this.finished) return;
-    this.accept(this.decoder.step(this.cache, this.lastToken));
+    if (!this.begun) return this.start();
+    const d = this.decoder;
+    this.accept(d instanceof NativeDecoder ? d.step(this.cache as NativeKvCache, this.lastToken) : d.step(this.cache as KvCache, this.lastToken));
+  }
+
+  /** Samples from the logits of a batched pass that ran this sequence's nativeRows(). */
+  acceptPass(logits: Float32Array): void {
+    this.begun = true;
+    this.accept(logits);
   }
 
   /** Samples the next token from `logits`, updates text and stop state. */
@@ -280,37 +325,145 @@ export function generate(model: DecodeModel, tokenizer: Tokenizer, prompt: strin
   return seq.result();
 }
 
+
+export interface BatchOptions {
+  /** Sequences in flight at once (default DEFAULT_BATCH); a finished one's slot goes to the next prompt. */
+  batch?: number;
+}
+
 /**
- * Generates for several prompts at once: each has its own cache and sampler (same seed, so each
- * result equals generate() of that prompt alone), and all unfinished ones step through the model
- * together.
+ * Generates for many prompts with continuous batching: up to `batch` sequences step through the model
+ * together, one token each per pass, and a finished sequence's place goes to the next prompt, whose
+ * prefill joins the same pass. Each has its own cache and sampler (same options and seed), and every
+ * row is computed as it would be alone, so each result equals generate() of that prompt alone on the
+ * same decoder (token for token, greedy or sampled). Runs on the native engine when it loads
+ * (options.engine, default "auto"), else on the WebAssembly decoder.
  */
-export function generateBatch(model: DecodeModel, tokenizer: Tokenizer, prompts: (string | number[])[], options: GenerateOptions = {}): GenerateResult[] {
-  const seqs = prompts.map((p) => new Sequence(model, tokenizer, p, options));
-  for (const s of seqs) s.start();
-  stepAll(seqs);
+export function generateBatch(model: DecodeModel, tokenizer: Tokenizer, prompts: (string | number[])[], options: GenerateOptions & BatchOptions = {}): GenerateResult[] {
+  const decoder = stepDecoderFor(model, options.engine ?? "auto");
+  const { batch, ...rest } = options;
+  const seqs = prompts.map((p) => new Sequence(decoder, tokenizer, p, rest));
+  stepAll(seqs, batch ?? DEFAULT_BATCH);
   return seqs.map((s) => s.result());
 }
 
-/** Steps every unfinished sequence until all are done, several per forward pass. */
-export function stepAll(seqs: Sequence[], maxBatch = 64): void {
+/** Steps every unfinished sequence until all are done, at most `maxBatch` in flight (continuous batching). */
+export function stepAll(seqs: Sequence[], maxBatch = DEFAULT_BATCH): void {
+  const limit = Math.max(1, maxBatch);
+  let next = 0;
+  let active: Sequence[] = [];
   for (;;) {
-    const active = seqs.filter((s) => !s.finished).slice(0, maxBatch);
+    while (active.length < limit && next < seqs.length) {
+      const s = seqs[next++]!;
+      if (!s.finished) active.push(s);
+    }
     if (active.length === 0) return;
     stepTogether(active);
+    active = active.filter((s) => !s.finished);
   }
 }
 
-/** One token for each of `active` (all unfinished, of one decoder) in a single batched forward. */
+/**
+ * One pass for `active` (unfinished sequences of one decoder): each started sequence gets one token,
+ * and unstarted ones run their prompt. On the native decoder both kinds share one forward pass (joining
+ * prompts up to PREFILL_ROWS_PER_PASS rows, the rest wait for the next pass); on the wasm decoder
+ * prompts run alone first and the others step together.
+ */
 export function stepTogether(active: Sequence[]): void {
-  if (active.length === 1) return active[0]!.feed();
+  if (active.length === 0) return;
   const decoder = active[0]!.decoder;
   const vocab = decoder.config.vocabSize;
+  if (decoder instanceof NativeDecoder) {
+    const pass: Sequence[] = [];
+    let prefill = 0;
+    for (const s of active) {
+      if (s.finished) continue;
+      if (!s.started) {
+        if (prefill > 0 && prefill + s.promptTokens.length > PREFILL_ROWS_PER_PASS) continue;
+        prefill += s.promptTokens.length;
+      }
+      pass.push(s);
+    }
+    if (pass.length === 0) return;
+    const logits = decoder.forward(pass.map((s) => s.nativeRows()));
+    pass.forEach((s, r) => s.acceptPass(logits.subarray(r * vocab, (r + 1) * vocab)));
+    return;
+  }
+  const stepping = active.filter((s) => s.started && !s.finished);
+  for (const s of active) if (!s.started) s.start();
+  if (stepping.length === 0) return;
+  if (stepping.length === 1) return stepping[0]!.feed();
   const logits = decoder.stepBatch(
-    active.map((s) => s.cache),
-    active.map((s) => s.lastToken),
+    stepping.map((s) => s.cache as KvCache),
+    stepping.map((s) => s.lastToken),
   );
-  active.forEach((s, r) => s.accept(logits.subarray(r * vocab, (r + 1) * vocab)));
+  stepping.forEach((s, r) => s.accept(logits.subarray(r * vocab, (r + 1) * vocab)));
+}
+
+interface Waiting {
+  seq: Sequence;
+  resolve: (r: GenerateResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Continuous batching for asynchronous callers (an evaluation's concurrent requests): submit() queues a
+ * prompt and resolves with its result; passes run on setImmediate ticks, so requests made while one
+ * pass runs join the next. Results equal generate()'s on the same decoder.
+ */
+export class BatchQueue {
+  readonly decoder: StepDecoder;
+  private readonly waiting: Waiting[] = [];
+  private active: Waiting[] = [];
+  private scheduled = false;
+
+  constructor(
+    model: DecodeModel,
+    private readonly tokenizer: Tokenizer,
+    readonly maxBatch = DEFAULT_BATCH,
+    engine: DecodeEngine = "auto",
+  ) {
+    this.decoder = stepDecoderFor(model, engine);
+  }
+
+  submit(prompt: string | number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+    return new Promise((resolve, reject) => {
+      let seq: Sequence;
+      try {
+        seq = new Sequence(this.decoder, this.tokenizer, prompt, options);
+      } catch (error) {
+        return reject(error);
+      }
+      if (seq.finished) return resolve(seq.result());
+      this.waiting.push({ seq, resolve, reject });
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.tick());
+  }
+
+  private tick(): void {
+    this.scheduled = false;
+    while (this.active.length < this.maxBatch && this.waiting.length > 0) this.active.push(this.waiting.shift()!);
+    try {
+      stepTogether(this.active.map((w) => w.seq));
+    } catch (error) {
+      // A failed pass leaves its sequences in an unknown state: fail them all (the caller retries).
+      for (const w of this.active) w.reject(error);
+      this.active = [];
+    }
+    const still: Waiting[] = [];
+    for (const w of this.active) {
+      if (w.seq.finished) w.resolve(w.seq.result());
+      else still.push(w);
+    }
+    this.active = still;
+    if (this.active.length > 0 || this.waiting.length > 0) this.wake();
+  }
 }
 
 export interface StreamChunk {

@@ -4,6 +4,8 @@ export { Llama2cTokenizer, printablePiece } from "./llama2c-tokenizer.ts";
 export type { Tokenizer } from "./tokenizer.ts";
 export type { LlamaConfig, LlamaLayerWeights, LlamaModelData, LlamaWeights, LlamaProjection } from "./types.ts";
 export { Decoder, KvCache } from "./decode.ts";
+export { NativeDecoder, NativeKvCache, nativeDecoderFor, type NativeRows } from "./decode-native.ts";
+export { writeGguf, readGguf, ggufTensors, type GgufExportOptions, type GgufFile } from "./gguf.ts";
 export { Sampler, XorShiftRng, type SamplerOptions } from "./sampler.ts";
 export {
   generate,
@@ -12,8 +14,15 @@ export {
   continuationLogprobs,
   nextTokenLogprobs,
   decoderFor,
+  stepDecoderFor,
+  stepTogether,
   tokenText,
   Sequence,
+  BatchQueue,
+  DEFAULT_BATCH,
+  type BatchOptions,
+  type DecodeEngine,
+  type StepDecoder,
   type DecodeModel,
   type GenerateOptions,
   type GenerateResult,

@@ -87,7 +87,7 @@ function f16ToF32(h: number): number {
 }
 
 /** Round-to-nearest-even fp32 -> fp16 bits. */
-function f32ToF16(value: number): number {
+export function f32ToF16(value: number): number {
   const f32 = new Float32Array([value]);
   const bits = new Uint32Array(f32.buffer)[0]!;
   const sign = (bits >>> 16) & 0x8000;

@@ -7,7 +7,7 @@
 import { bootstrapMetrics, calibrationReport, type CalibrationReport } from "../eval/bootstrap.ts";
 import { auroc } from "../eval/calibration.ts";
 import { harmonicMean, isRefusal, scoreRow, summarizeRows, type Accuracies, type MetricVariant } from "../eval/scoring.ts";
-import { continuationLogprobs, generate } from "../model/generate.ts";
+import { continuationLogprobs, DEFAULT_BATCH, generateBatch } from "../model/generate.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { LlamaModelData } from "../model/types.ts";
 import { Rng } from "../util/rng.ts";
@@ -134,13 +134,20 @@ export async function evaluateArm(model: LlamaModelData, tokenizer: Tokenizer, t
   const t0 = performance.now();
   const items: ItemOutput[] = [];
   const p = options.prompts ?? COMPACT_PROMPTS;
+  // Answers are generated a block of rows at a time with continuous batching (generateBatch: each answer
+  // token for token what generate() gives alone); the block keeps progress and Ctrl-C responsive.
+  const block = 4 * DEFAULT_BATCH;
+  let answers: string[] = [];
   for (const [k, t] of test.entries()) {
-    const answer = (q: string) => generate(model, tokenizer, qaPrompt(p, q, t.context), { maxNewTokens: options.maxNewTokens, stop: options.stop ?? ["\n"] }).text;
+    if (k % block === 0) {
+      const prompts = test.slice(k, k + block).flatMap((r) => [qaPrompt(p, r.knownQuestion, r.context), qaPrompt(p, r.unknownQuestion, r.context)]);
+      answers = generateBatch(model, tokenizer, prompts, { maxNewTokens: options.maxNewTokens, stop: options.stop ?? ["\n"] }).map((r) => r.text);
+    }
     items.push({
       id: t.id,
       group: t.group,
-      known_answer: answer(t.knownQuestion),
-      unknown_answer: answer(t.unknownQuestion),
+      known_answer: answers[2 * (k % block)]!,
+      unknown_answer: answers[2 * (k % block) + 1]!,
       known_p_sufficient: pSufficient(model, tokenizer, p, t.knownQuestion, t.context),
       unknown_p_sufficient: pSufficient(model, tokenizer, p, t.unknownQuestion, t.context),
       known_p_answer: pAnswer(model, tokenizer, p, t.knownQuestion, t.context),
