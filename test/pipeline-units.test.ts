@@ -98,7 +98,7 @@ test("clusterBootstrap resamples whole groups: a statistic constant within group
 const arm = (id: string, known: number, unknown: number, collapsed = 0): ArmSummary => {
   const spec = PIPELINE_ARMS.find((a) => a.id === id)!;
   const s = (mean: number) => ({ mean, sd: 0, min: mean, max: mean });
-  return { id: spec.id, label: spec.label, paper_label: spec.paperLabel, source: "test", seeds: [], known: s(known), unknown: s(unknown), overall: s(0), collapsed_seeds: collapsed, no_discrimination_seeds: 0 };
+  return { id: spec.id, label: spec.label, paper_label: spec.paperLabel, source: "test", seeds: [], known: s(known), unknown: s(unknown), overall: s(0), collapsed_seeds: collapsed, no_discrimination_seeds: 0, mean_ci: { known: null, unknown: null, overall: null } };
 };
 
 test("patternCheck recognises the authors' own numbers as the pattern, and not its absence", () => {
