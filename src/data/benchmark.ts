@@ -38,8 +38,12 @@ export interface BenchmarkRow {
   ambiguous_question: string;
   pos_wikipage: string | null;
   neg_wikipage: string | null;
-  /** The other passage, with its header, as the filter saw it. */
+  /** The other passage, with its header, as the filter saw it ("" for bAbI and SQuAD rows). */
   neg_context: string;
+  /** The source's id of the known question where it has one (SQuAD's question id); absent for ASQA. */
+  pos_id?: string;
+  /** The source's id of the unknown question (SQuAD's question id of the other paragraph). */
+  neg_id?: string;
 }
 
 export interface BenchmarkCounts {
@@ -150,5 +154,7 @@ function validateBenchmarkRow(raw: unknown, file: string, line: number): Benchma
     pos_wikipage: typeof r.pos_wikipage === "string" ? r.pos_wikipage : null,
     neg_wikipage: typeof r.neg_wikipage === "string" ? r.neg_wikipage : null,
     neg_context: typeof r.neg_context === "string" ? r.neg_context : "",
+    ...(typeof r.pos_id === "string" ? { pos_id: r.pos_id } : {}),
+    ...(typeof r.neg_id === "string" ? { neg_id: r.neg_id } : {}),
   };
 }

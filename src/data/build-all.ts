@@ -6,6 +6,7 @@ import { buildBenchmark, type BenchmarkCounts } from "./benchmark.ts";
 import { exportLlamaFactory, type ExportOptions, type ExportResult } from "./export.ts";
 import { readHotpotAll, type HotpotSample } from "./hotpot.ts";
 import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, splitBenchmark } from "./split.ts";
+import { buildStageSets, type StageSetsOptions, type StageSource } from "./sources.ts";
 import { buildStage1 } from "./stage1.ts";
 import { buildCognitionPsqa, buildQaAblation, buildStage2, DEFAULT_STAGE2_LIMIT } from "./stage2.ts";
 
@@ -139,4 +140,69 @@ export function formatBuildSummary(result: BuildAllResult): string {
   const w1 = Math.max(...rows.map((r) => r[1].length));
   const lines = rows.map(([a, b2, n]) => `${a.padEnd(w0)}  ${b2.padStart(w1)}  ${n}`.trimEnd());
   return `${lines.join("\n")}\n\nwritten to ${result.outDir} (LLaMA-Factory folder: ${result.llamafactory.dir})\n`;
+}
+
+export interface SourceBuildResult {
+  outDir: string;
+  source: StageSource;
+  counts: { benchmarkTrain: number; benchmarkValidation: number; stage1: number; stage1WithQa: number; stage2: number; stage2Redraws: number; stage2Skipped: number; qa: number; cognitionPsqa: number };
+  paths: Record<string, string>;
+  llamafactory: ExportResult;
+}
+
+/**
+ * The bAbI or SQuAD counterpart of `buildAllDatasets` (`ktu data build --source babi|squad`): both
+ * benchmark sides, and stage 1, stage 2 and the ablations from the train side (`buildStageSets`),
+ * with the same file layout and the LLaMA-Factory folder.
+ */
+export async function buildSourceDatasets(source: StageSource, options: StageSetsOptions & { outDir?: string; export?: ExportOptions } = {}): Promise<SourceBuildResult> {
+  const outDir = resolve(options.outDir ?? join("out/data", source));
+  const { outDir: _o, export: exportOptions, ...stageOptions } = options;
+  const sets = buildStageSets(source, stageOptions);
+  const paths: Record<string, string> = {};
+  const write = async (key: string, file: string, rows: readonly unknown[]): Promise<void> => {
+    paths[key] = join(outDir, file);
+    await writeJsonlAtomic(paths[key], rows);
+  };
+  await write("benchmarkTrain", "benchmark/train.jsonl", sets.benchmark.train.rows);
+  await write("benchmarkValidation", "benchmark/validation.jsonl", sets.benchmark.validation.rows);
+  await write("stage1", "stage1/stage1.jsonl", sets.stage1);
+  await write("stage1WithQa", "stage1/stage1_with_qa.jsonl", sets.stage1WithQa);
+  await write("stage2", "stage2/stage2.jsonl", sets.stage2.rows);
+  await write("qa", "ablations/qa.jsonl", sets.qa);
+  await write("cognitionPsqa", "ablations/cognition_psqa.jsonl", sets.cognitionPsqa);
+  const llamafactory = await exportLlamaFactory(
+    join(outDir, "llamafactory"),
+    { cognition: sets.stage1, promptSensitive: sets.stage2.rows, qa: sets.qa, cognitionPsqa: sets.cognitionPsqa, cognitionQa: sets.stage1WithQa },
+    exportOptions,
+  );
+  const counts: SourceBuildResult["counts"] = {
+    benchmarkTrain: sets.benchmark.train.rows.length,
+    benchmarkValidation: sets.benchmark.validation.rows.length,
+    stage1: sets.stage1.length,
+    stage1WithQa: sets.stage1WithQa.length,
+    stage2: sets.stage2.rows.length,
+    stage2Redraws: sets.stage2.redraws,
+    stage2Skipped: sets.stage2.skipped,
+    qa: sets.qa.length,
+    cognitionPsqa: sets.cognitionPsqa.length,
+  };
+  paths.summary = join(outDir, "summary.json");
+  await writeJsonAtomic(paths.summary, { source, counts, benchmarkCounts: { train: sets.benchmark.train.counts, validation: sets.benchmark.validation.counts }, paths, llamafactory, options: stageOptions });
+  return { outDir, source, counts, paths, llamafactory };
+}
+
+export function formatSourceBuildSummary(r: SourceBuildResult): string {
+  const c = r.counts;
+  const rows: [string, string, string][] = [
+    [`${r.source} benchmark train / validation`, `${c.benchmarkTrain} / ${c.benchmarkValidation}`, "validation rows seen on the train side dropped"],
+    ["stage 1 (Cognition)", String(c.stage1), "2 per train-side row"],
+    ["stage 1 with QA (Cognition_QA)", String(c.stage1WithQa), "3 per train-side row"],
+    ["stage 2 (PromptSensitive)", String(c.stage2), `${c.stage2Redraws} instruction redraws, ${c.stage2Skipped} skipped`],
+    ["ablation QA", String(c.qa), "TASK_QA -> gold answer"],
+    ["ablation Cognition_PSQA", String(c.cognitionPsqa), "3 per train-side row"],
+  ];
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  return `${rows.map(([a, b, n]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${n}`.trimEnd()).join("\n")}\n\nwritten to ${r.outDir} (LLaMA-Factory folder: ${r.llamafactory.dir})\n`;
 }

@@ -4,8 +4,12 @@ import { defineCommand, optionalChoice, optionalNumber, requireString, type Comm
 import { InputError, UsageError } from "../util/errors.ts";
 import { writeJsonAtomic, writeJsonlAtomic } from "../util/fs.ts";
 import { readAsqa } from "./asqa.ts";
+import { babiTrainFile } from "./babi.ts";
+import { DEFAULT_BABI_BENCHMARK_SEED } from "./babi-benchmark.ts";
+import { BENCHMARK_SIDES, babiBenchmarkSides, pickSide, squadBenchmarkSides, STAGE_SOURCES } from "./sources.ts";
+import { SQUAD_FILE } from "./squad.ts";
 import { BENCHMARK_FILTERS, buildBenchmark, parseBenchmarkJsonl, type BenchmarkRow } from "./benchmark.ts";
-import { buildAllDatasets, formatBuildSummary } from "./build-all.ts";
+import { buildAllDatasets, buildSourceDatasets, formatBuildSummary, formatSourceBuildSummary } from "./build-all.ts";
 import { exportLlamaFactory } from "./export.ts";
 import { readHotpot, type HotpotSample } from "./hotpot.ts";
 import { buildStage2WithClient } from "./openai-client.ts";
@@ -46,15 +50,74 @@ const outDir = (values: OptionValues, command: string): string => resolve(requir
 
 const benchmark = defineCommand({
   name: "data benchmark",
-  summary: "build the contextual-QA benchmark from ASQA (paper.md 1.1) into DIR/benchmark.jsonl",
-  help: `  --asqa FILE        ASQA.json (original layout) or Hugging Face JSON Lines
+  summary: "build a contextual-QA benchmark (ASQA as paper.md 1.1, or bAbI / SQuAD) into DIR/benchmark.jsonl",
+  help: `  --source asqa|babi|squad  where the rows come from (default asqa)
+  --out DIR          writes DIR/benchmark.jsonl (and, for asqa, DIR/benchmark_uncleaned.jsonl)
+ ASQA (the paper's rule, src/data/benchmark.ts):
+  --asqa FILE        ASQA.json (original layout) or Hugging Face JSON Lines (required)
   --split train|dev  split of an original ASQA.json (default train, as the paper)
   --filter paper|corrected  the literal filter (default) or the corrected one
-  --out DIR          writes DIR/benchmark.jsonl and DIR/benchmark_uncleaned.jsonl
-  --skip-bad         skip bad records and count them instead of failing`,
-  options: { asqa: { type: "string" }, split: { type: "string" }, filter: { type: "string" }, out: { type: "string" }, "skip-bad": { type: "boolean" } },
+  --skip-bad         skip bad records and count them instead of failing
+ bAbI and SQuAD (src/data/README.md; the unknown question asks about what the context lacks):
+  --babi FILE        a bAbI train file, plain or .gz (default: the shipped file of --task)
+  --task N           bAbI task 1-20 (default 1; with --babi, only that task's questions)
+  --squad FILE       SQuAD v1.1 JSON, plain or .gz (default: the shipped data/squad/dev-v1.1-40-articles.json.gz)
+  --side train|validation|all  which side of the split by bAbI story / SQuAD article (default validation;
+                     validation rows whose (context, question) also occurs on the train side are dropped)
+  --seed N           seed of the unknown-question draws (default ${DEFAULT_BABI_BENCHMARK_SEED})`,
+  options: {
+    source: { type: "string" },
+    asqa: { type: "string" },
+    split: { type: "string" },
+    filter: { type: "string" },
+    out: { type: "string" },
+    "skip-bad": { type: "boolean" },
+    babi: { type: "string" },
+    task: { type: "string" },
+    squad: { type: "string" },
+    side: { type: "string" },
+    seed: { type: "string" },
+  },
   async run(values) {
     const name = "data benchmark";
+    const source = optionalChoice(values, "source", ["asqa", "babi", "squad"] as const, name) ?? "asqa";
+    const only = (allowed: string[]): void => {
+      const all = ["asqa", "split", "filter", "skip-bad", "babi", "task", "squad", "side", "seed"];
+      for (const o of all) if (values[o] !== undefined && !allowed.includes(o)) throw new UsageError(`ktu ${name}: --${o} does not apply to --source ${source}`);
+    };
+    if (source !== "asqa") {
+      only(source === "babi" ? ["babi", "task", "side", "seed"] : ["squad", "side", "seed"]);
+      const dir = outDir(values, name);
+      const side = optionalChoice(values, "side", BENCHMARK_SIDES, name) ?? "validation";
+      const seed = optionalNumber(values, "seed", name);
+      let rows: BenchmarkRow[];
+      if (source === "babi") {
+        const task = optionalNumber(values, "task", name);
+        if (task !== undefined && !(Number.isInteger(task) && task >= 1 && task <= 20)) throw new UsageError(`ktu ${name}: --task must be a bAbI task, 1 to 20`);
+        const file = typeof values.babi === "string" ? values.babi : babiTrainFile(task ?? 1);
+        const sided = babiBenchmarkSides({ file, ...(task !== undefined ? { task } : {}), ...(seed !== undefined ? { seed } : {}) });
+        rows = pickSide(sided, side);
+        print(`source: babi, file: ${file}${task !== undefined ? `, task: ${task}` : ""}, side: ${side}`);
+        for (const s of side === "all" ? (["train", "validation"] as const) : [side]) {
+          const c = sided[s].counts;
+          print(`${s}: questions: ${c.questions}, rows: ${c.rows}, skipped (no replaceable entity): ${c.skippedNoEntity}, skipped (no unmentioned substitute): ${c.skippedNoSubstitute}, dropped (on the train side): ${c.droppedExcluded}`);
+        }
+      } else {
+        const file = typeof values.squad === "string" ? values.squad : SQUAD_FILE;
+        const sided = squadBenchmarkSides({ file, ...(seed !== undefined ? { seed } : {}) });
+        rows = pickSide(sided, side);
+        print(`source: squad, file: ${file}, side: ${side}`);
+        for (const s of side === "all" ? (["train", "validation"] as const) : [side]) {
+          const c = sided[s].counts;
+          print(`${s}: articles: ${c.articles}, questions: ${c.questions}, rows: ${c.rows}, skipped (no unknown question): ${c.skippedNoUnknown}, dropped (on the train side): ${c.droppedExcluded}`);
+        }
+      }
+      await writeJsonlAtomic(join(dir, "benchmark.jsonl"), rows);
+      print(`rows: ${rows.length}`);
+      print(`wrote ${join(dir, "benchmark.jsonl")}`);
+      return;
+    }
+    only(["asqa", "split", "filter", "skip-bad"]);
     const file = requireString(values, "asqa", name);
     const split = optionalChoice(values, "split", ["train", "dev"] as const, name);
     const filter = optionalChoice(values, "filter", BENCHMARK_FILTERS, name) ?? "paper";
@@ -245,13 +308,32 @@ const exportCommand = defineCommand({
 const build = defineCommand({
   name: "data build",
   summary: "every dataset from the shipped data/ files into DIR (what 'ktu start' does first)",
-  help: `  --out DIR   output folder (default out/data)
-  --seed N    seed of the split and the stage-2 draws (default ${DEFAULT_SPLIT_SEED})`,
-  options: { out: { type: "string" }, seed: { type: "string" } },
+  help: `  --out DIR   output folder (default out/data; out/data/babi or out/data/squad with --source)
+  --seed N    seed of the split and the stage-2 draws (default ${DEFAULT_SPLIT_SEED})
+  --source babi|squad  instead of ASQA + HotpotQA: both sides of that benchmark, and stage 1, stage 2
+              and the ablations from its train side only (src/data/README.md)
+  --task N    bAbI task for --source babi (default 1)
+  --file FILE the bAbI train file or SQuAD file for --source (default: the shipped one)`,
+  options: { out: { type: "string" }, seed: { type: "string" }, source: { type: "string" }, task: { type: "string" }, file: { type: "string" } },
   async run(values) {
-    const seed = optionalNumber(values, "seed", "data build");
-    const result = await buildAllDatasets({ outDir: typeof values.out === "string" ? values.out : "out/data", ...(seed !== undefined ? { seed } : {}) });
-    print(formatBuildSummary(result));
+    const name = "data build";
+    const seed = optionalNumber(values, "seed", name);
+    const source = optionalChoice(values, "source", STAGE_SOURCES, name);
+    if (!source) {
+      for (const o of ["task", "file"]) if (values[o] !== undefined) throw new UsageError(`ktu ${name}: --${o} needs --source babi|squad`);
+      const result = await buildAllDatasets({ outDir: typeof values.out === "string" ? values.out : "out/data", ...(seed !== undefined ? { seed } : {}) });
+      print(formatBuildSummary(result));
+      return;
+    }
+    const task = optionalNumber(values, "task", name);
+    if (task !== undefined && source !== "babi") throw new UsageError(`ktu ${name}: --task applies to --source babi only`);
+    const result = await buildSourceDatasets(source, {
+      ...(typeof values.out === "string" ? { outDir: values.out } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(task !== undefined ? { task } : {}),
+      ...(typeof values.file === "string" ? { file: values.file } : {}),
+    });
+    print(formatSourceBuildSummary(result));
   },
 });
 

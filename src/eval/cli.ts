@@ -6,6 +6,7 @@ import { roundPy } from "./python.ts";
 import { rescoreAuthorsRecords, scoreFiles, scoreSummary } from "./score.ts";
 import { METRIC_VARIANTS, DEFAULT_METRIC } from "./scoring.ts";
 import { runCommand } from "./run-cli.ts";
+import { squadCommand } from "./squad-cli.ts";
 import { calibrateCommand } from "./calibrate-cli.ts";
 import { rtuningCommands } from "./rtuning-cli.ts";
 import { baselineCommands } from "./baselines-cli.ts";
@@ -86,4 +87,4 @@ The last line of stdout is one JSON object with our scores, theirs, and the disa
   },
 });
 
-export const commands: Command[] = [score, rescore, runCommand, calibrateCommand, ...rtuningCommands, ...baselineCommands, ...chartCommands];
+export const commands: Command[] = [score, rescore, runCommand, squadCommand, calibrateCommand, ...rtuningCommands, ...baselineCommands, ...chartCommands];

@@ -1,5 +1,6 @@
 /** Evaluation: the seed's metrics, runners over any model, calibration. Names are unique across areas. */
 export * from "./scoring.ts";
+export * from "./squad-metric.ts";
 export * from "./baselines.ts";
 export * from "./calibration.ts";
 export * from "./bootstrap.ts";
