@@ -5,7 +5,7 @@ export { evaluateArm, scoreOutputs, overlapReference, nonReadingBaselines, first
 export { runPipeline, pipelineDefaults, pipelinePrompts, defaultModelPath, sourceMaxNewTokens, PIPELINE_ARMS, DEFAULT_TEST_ROWS, type PipelineArmId, type PipelineOptions, type PipelineResult, type PipelineEvent, type TrainedRun, type BenchmarkRun } from "./run.ts";
 export { summarizePipeline, summarizeBenchmark, seedMeanIntervals, patternStatement, patternCheck, formatCi, formatMeanCi, formatSpread, type PipelineSummary, type BenchmarkSummary, type ArmSummary, type SeedResult, type PatternCheck } from "./summary.ts";
 export { writePipelineReport, reportHtml, reportFigures, oursBarChart, paperComparisonChart, diagnosticsChart, lossChart, benchmarkTableRows, benchmarkSections, PAPER_TABLE_ORDER } from "./report.ts";
-export { PIPELINE_SOURCES, sourceTitle, buildSourceData, babiSample, squadSamples, type PipelineSource, type SourceDataResult, type SourceDataCounts } from "./sources.ts";
+export { PIPELINE_SOURCES, sourceTitle, buildSourceData, shuffled, type PipelineSource, type SourceDataResult, type SourceDataCounts } from "./sources.ts";
 export { startOptions, progressPrinter } from "./cli.ts";
 export { instructionItems, instructionFollowing, type InstructionItem, type InstructionOutcome } from "./instruction-eval.ts";
 export { readAcceptance, checkAcceptance, acceptanceRows, ACCEPTANCE_FILE, ACCEPTANCE_SCHEMA, type ReaderAcceptance, type AcceptanceArm, type ValueWithCi } from "./acceptance.ts";

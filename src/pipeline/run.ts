@@ -332,7 +332,7 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
       paths = build.paths;
       compactDir = join(out, "data", "compact");
     } else {
-      dataKey = keyOf({ source, seed: options.splitSeed, babiTask: source === "babi" ? options.babiTask : undefined, testRows: options.testRows, qaSamples: options.trainRows, v: 1 });
+      dataKey = keyOf({ source, seed: options.splitSeed, babiTask: source === "babi" ? options.babiTask : undefined, testRows: options.testRows, qaSamples: options.trainRows, v: 2 });
       const dir = join(out, "data", source);
       sourceData = await step(join(dir, ".ktu-step"), dataKey, stepName(options, source, "data"), emit, () =>
         buildSourceData(source, { outDir: dir, seed: options.splitSeed, babiTask: options.babiTask, testRows: options.testRows, qaSamples: options.trainRows }),
