@@ -113,11 +113,10 @@ const start = defineCommand({
   --seed N             seed of the train/test split (default 42)
   --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default the
                        model's prompt.json max_len, else 256; quick at most 192)
-  --max-new-tokens N   answer length at evaluation (default prompt.json's max_new_tokens, else 12)
+  --max-new-tokens N   answer length at evaluation (default prompt.json's max_new_tokens, else 12; bAbI at most 8)
   --train-rows N       at most N examples per training set, the first ones (default 256; quick 32)
   --test-rows N        at most N test rows per benchmark (default 100; quick 16); bAbI and SQuAD draw them
                        (seeded) across stories and articles, ASQA takes the first ones
-  --max-new-tokens N   (bAbI uses at most 8: its answers are a word or two)
   --epochs X           epochs per training (default 1)
   --steps N            optimizer steps per training instead of epochs (quick: 2)
   --lr X               learning rate (default 2e-3)
