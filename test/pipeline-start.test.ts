@@ -21,7 +21,7 @@ let seconds = 0;
 
 before(() => {
   const t0 = Date.now();
-  first = runKtu(args, { timeoutMs: 600_000 });
+  first = runKtu(args, { timeoutMs: 900_000 });
   seconds = (Date.now() - t0) / 1000;
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,14 +112,14 @@ test("ktu start --quick writes out/report/index.html, results.json, adapters and
 
 test("a rerun skips every finished step; a changed evaluation setting redoes only the evaluations", () => {
   const before = results();
-  const again = runKtu(args, { timeoutMs: 300_000 });
+  const again = runKtu(args, { timeoutMs: 600_000 });
   assert.equal(again.status, 0, again.stderr);
   assert.doesNotMatch(again.stdout, /^> /m, "no step starts again");
   assert.ok((again.stdout.match(/already done/g) ?? []).length >= 3 * 13, again.stdout);
   const after = results();
   assert.deepEqual(after.arms, before.arms);
 
-  const draws = runKtu([...args, "--draws", "50"], { timeoutMs: 300_000 });
+  const draws = runKtu([...args, "--draws", "50"], { timeoutMs: 600_000 });
   assert.equal(draws.status, 0, draws.stderr);
   const started = draws.stdout.split("\n").filter((l) => l.startsWith("> "));
   assert.ok(started.length >= 6 && started.every((l) => l.endsWith("evaluate")), started.join("\n"));

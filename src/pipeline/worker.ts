@@ -3,6 +3,8 @@ import { progressPrinter } from "./cli.ts";
 import { runPipeline, type PipelineOptions } from "./run.ts";
 
 const options = JSON.parse(process.argv[2] ?? "{}") as PipelineOptions;
+// A parent that is killed (a timeout, SIGKILL) takes its workers with it: the rerun resumes their steps.
+process.on("disconnect", () => process.exit(1));
 try {
   await runPipeline(options, progressPrinter());
 } catch (error) {
