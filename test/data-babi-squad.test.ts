@@ -12,7 +12,7 @@ import {
   BABI_BENCHMARK_TASKS,
   babiContext,
   InputError,
-  mentions,
+  babiMentions,
   parseBabi,
   parseBenchmarkJsonl,
   parseSquad,
@@ -90,9 +90,9 @@ test("bAbI entities: one per question pattern of every task, the first person or
     assert.equal(e?.pattern, pattern, q);
   }
   assert.equal(babiQuestionEntity("Where is Mary?", 2), undefined);
-  assert.ok(mentions("The box of chocolates fits.", "the box"));
-  assert.ok(!mentions("Mary went to the bathroom.", "the bath"));
-  assert.ok(mentions("gertrude is a mouse.", "Gertrude"));
+  assert.ok(babiMentions("The box of chocolates fits.", "the box"));
+  assert.ok(!babiMentions("Mary went to the bathroom.", "the bath"));
+  assert.ok(babiMentions("gertrude is a mouse.", "Gertrude"));
 });
 
 test("bAbI list answers keep the released string and add natural forms", () => {
@@ -231,6 +231,12 @@ test("ktu data benchmark --source babi|squad: defaults, --task, --side, --seed, 
   assert.match(own.stdout, /train: questions: 1, rows: 1/);
   assert.match(own.stdout, /validation: questions: 2, rows: 2/);
   assert.equal(jsonl(join(tmp, "b3", "benchmark.jsonl")).length, 3);
+  // A file name without "qaN_": --task says which patterns apply.
+  const unnamed = join(tmp, "stories.txt");
+  writeFileSync(unnamed, BABI);
+  const un = runKtu(["data", "benchmark", "--source", "babi", "--babi", unnamed, "--task", "1", "--side", "all", "--out", join(tmp, "b4")]);
+  assert.equal(un.status, 0, un.stderr);
+  assert.deepEqual(jsonl(join(tmp, "b4", "benchmark.jsonl")).map((r) => r.sample_id), ["babi-qa1-story1", "babi-qa1-story0", "babi-qa1-story0"]);
 
   const q = runKtu(["data", "benchmark", "--source", "squad", "--out", join(tmp, "q1")]);
   assert.equal(q.status, 0, q.stderr);

@@ -94,7 +94,7 @@ const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 export const babiEntityWords = (entity: string): string => entity.replace(/^the /i, "");
 
 /** Whether a text mentions an entity: its words as whole words, case-insensitive. */
-export function mentions(text: string, entity: string): boolean {
+export function babiMentions(text: string, entity: string): boolean {
   return new RegExp(`\\b${escapeRe(babiEntityWords(entity))}\\b`, "i").test(text);
 }
 
@@ -141,14 +141,14 @@ export interface BabiBenchmarkCounts {
 
 export const DEFAULT_BABI_BENCHMARK_SEED = 42;
 
-export const pairKey = (context: string, question: string): string => `${context}\u0000${question}`;
+export const babiPairKey = (context: string, question: string): string => `${context}\u0000${question}`;
 
 /** Builds the rows and returns them with their counts. */
 export function babiBenchmarkWithCounts(questions: readonly BabiQuestion[], opts: Omit<BabiBenchmarkOptions, "onCounts"> = {}): { rows: BenchmarkRow[]; counts: BabiBenchmarkCounts } {
   const rng = new Rng(opts.seed ?? DEFAULT_BABI_BENCHMARK_SEED);
   const chosen = opts.task === undefined ? questions : questions.filter((q) => q.task === opts.task);
   const excluded = new Set<string>();
-  for (const x of opts.exclude ?? []) excluded.add(pairKey(x.context, x.question));
+  for (const x of opts.exclude ?? []) excluded.add(babiPairKey(x.context, x.question));
   // Each task's entity pool, by kind, in sorted order so that the draw depends on the seed only.
   const pools = new Map<string, string[]>();
   const entities = chosen.map((q) => babiQuestionEntity(q.question, q.task));
@@ -168,11 +168,11 @@ export function babiBenchmarkWithCounts(questions: readonly BabiQuestion[], opts
     const e = entities[i];
     if (!e) return void counts.skippedNoEntity++;
     const context = babiContext(q);
-    const safe = (pools.get(`${q.task}/${e.kind}`) ?? []).filter((cand) => cand.toLowerCase() !== e.text.toLowerCase() && q.statements.every((line) => !mentions(line, cand)));
+    const safe = (pools.get(`${q.task}/${e.kind}`) ?? []).filter((cand) => cand.toLowerCase() !== e.text.toLowerCase() && q.statements.every((line) => !babiMentions(line, cand)));
     if (safe.length === 0) return void counts.skippedNoSubstitute++;
     const sub = rng.pick(safe);
     const negQuery = q.question.slice(0, e.index) + sub + q.question.slice(e.index + e.text.length);
-    if (excluded.has(pairKey(context, q.question)) || excluded.has(pairKey(context, negQuery))) return void counts.droppedExcluded++;
+    if (excluded.has(babiPairKey(context, q.question)) || excluded.has(babiPairKey(context, negQuery))) return void counts.droppedExcluded++;
     rows.push({
       id: rows.length,
       context,

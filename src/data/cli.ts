@@ -60,7 +60,8 @@ const benchmark = defineCommand({
   --skip-bad         skip bad records and count them instead of failing
  bAbI and SQuAD (src/data/README.md; the unknown question asks about what the context lacks):
   --babi FILE        a bAbI train file, plain or .gz (default: the shipped file of --task)
-  --task N           bAbI task 1-20 (default 1; with --babi, only that task's questions)
+  --task N           bAbI task 1-20 (default 1; with --babi, only that task's questions, or
+                     all of them when the file name does not say its task, qaN_...)
   --squad FILE       SQuAD v1.1 JSON, plain or .gz (default: the shipped data/squad/dev-v1.1-40-articles.json.gz)
   --side train|validation|all  which side of the split by bAbI story / SQuAD article (default validation;
                      validation rows whose (context, question) also occurs on the train side are dropped)

@@ -8,6 +8,7 @@ export * from "./export.ts";
 export * from "./hotpot.ts";
 export * from "./instructions.ts";
 export { splitJsonArray, type RecordText } from "./json-stream.ts";
+export * from "./leakage.ts";
 export * from "./llamafactory.ts";
 export * from "./openai-client.ts";
 export * from "./prompts.ts";

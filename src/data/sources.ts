@@ -36,7 +36,10 @@ export function benchmarkPairs(rows: readonly BenchmarkRow[]): { context: string
 export function babiBenchmarkSides(opts: { task?: number; file?: string; seed?: number } = {}): SidedBenchmark<BabiBenchmarkCounts> {
   const task = opts.task ?? 1;
   const file = opts.file ?? babiTrainFile(task);
-  const split = readBabiSplit(task, file);
+  const read = readBabiSplit(task, file);
+  // A file whose name does not say its task (task 0) takes --task's.
+  const withTask = (qs: BabiQuestion[]): BabiQuestion[] => (opts.task === undefined ? qs : qs.map((q) => (q.task === 0 ? { ...q, task } : q)));
+  const split = { train: withTask(read.train), validation: withTask(read.validation) };
   // The substitutes' pool: the entities asked about on both sides (names and objects, not questions).
   const pool = [...split.train, ...split.validation];
   const build = (qs: BabiQuestion[], exclude?: { context: string; question: string }[]) =>
