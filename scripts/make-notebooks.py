@@ -245,6 +245,26 @@ display.plotly(reliabilityDiagram(after.calibration.p_sufficient, { title: "Reli
 const items = (e: typeof after) => e.items.flatMap((o) => [{ confidence: o.known_p_sufficient, question: "known" }, { confidence: o.unknown_p_sufficient, question: "unknown" }]);
 display.plotly(confidenceHistogram(items(after), { title: "P(Sufficient) after stage 1, by question kind" }));
 """),
+    md("""
+## Stage 1 on all three benchmarks
+
+The same training on bAbI task 1 (its validation stories as test rows, its train side for the stage
+sets), SQuAD v1.1 (validation articles; train articles) and ASQA, through the main job (`runPipeline`
+with arms base, stage1): known, unknown and overall accuracy with 95% cluster-bootstrap intervals,
+and the answers that need no model (the first 5 passage words; the same with a word-overlap refusal) on
+the same rows beside them. bAbI and SQuAD train their stage sets on their own train sides.
+"""),
+    code("""
+import { runPipeline, summarizePipeline, benchmarkTableRows } from "know-the-unknown";
+const allRun = await runPipeline({ ...pipelineDefaults(false, params.model), out: `${params.outDir}-all-benchmarks`, seeds: [params.seed], jobs: 1, arms: ["base", "stage1"],
+  maxLen: params.maxLen, trainRows: params.trainRows, testRows: params.testRows ?? 100, ...(params.maxSteps ? { maxSteps: params.maxSteps } : {}) });
+const allSummary = summarizePipeline(allRun);
+for (const b of Object.values(allSummary.benchmarks)) {
+  display.markdown(`### ${b.title}`);
+  display.table(aq.from(benchmarkTableRows(b).map(([setting, , known, unknown, overall, , , auroc]) => ({ setting, "known %": known, "unknown %": unknown, "overall %": overall, "AUROC P(Sufficient)": auroc }))));
+  display.markdown(`${b.statement}\\n\\n${b.pattern.verdict}`);
+}
+"""),
 ]
 
 NOTEBOOKS["03-stage2-prompt-sensitive"] = [
@@ -351,6 +371,26 @@ display.markdown(e2.diagnostics.collapsed || e2.diagnostics.no_discrimination
   ? `**Collapse:** after stage 2 the most common answer covers ${(100 * e2.diagnostics.majority_output_share).toFixed(0)}% of questions and the known-vs-unknown AUROC interval contains 0.5. Any change between the rows above comes from the label prior, not from recovered skill.`
   : "After stage 2 the model's answers depend on the question: compare the rows above with the paper's pattern.");
 """),
+    md("""
+## Stage 1 then stage 2 on all three benchmarks
+
+The same training on bAbI task 1 (its validation stories as test rows, its train side for the stage
+sets), SQuAD v1.1 (validation articles; train articles) and ASQA, through the main job (`runPipeline`
+with arms base, stage1, stage1_stage2): known, unknown and overall accuracy with 95% cluster-bootstrap intervals,
+and the answers that need no model (the first 5 passage words; the same with a word-overlap refusal) on
+the same rows beside them. bAbI and SQuAD train their stage sets on their own train sides.
+"""),
+    code("""
+import { runPipeline, summarizePipeline, benchmarkTableRows } from "know-the-unknown";
+const allRun = await runPipeline({ ...pipelineDefaults(false, params.model), out: `${params.outDir}-all-benchmarks`, seeds: [params.seed], jobs: 1, arms: ["base", "stage1", "stage1_stage2"],
+  maxLen: params.maxLen, trainRows: params.trainRows, testRows: params.testRows ?? 100, ...(params.maxSteps ? { maxSteps: params.maxSteps } : {}) });
+const allSummary = summarizePipeline(allRun);
+for (const b of Object.values(allSummary.benchmarks)) {
+  display.markdown(`### ${b.title}`);
+  display.table(aq.from(benchmarkTableRows(b).map(([setting, , known, unknown, overall, , , auroc]) => ({ setting, "known %": known, "unknown %": unknown, "overall %": overall, "AUROC P(Sufficient)": auroc }))));
+  display.markdown(`${b.statement}\\n\\n${b.pattern.verdict}`);
+}
+"""),
 ]
 
 NOTEBOOKS["04-evaluation-and-calibration"] = [
@@ -412,6 +452,23 @@ display.plotly(riskCoverageCurve(PIPELINE_ARMS.map((a) => ({ name: a.label, curv
     code("""
 display.table(aq.from(PIPELINE_ARMS.map((a) => { const c = first(a.id).evaluation.calibration.p_sufficient; return { arm: a.label, n: c.n, "ECE (15 bins)": c.ece_equal_width_15.toFixed(3), Brier: c.brier.toFixed(3), AUROC: c.auroc?.toFixed(3) ?? "n/a", AURC: c.aurc.toFixed(3), "null ECE p95": c.null_ece?.p95.toFixed(3) ?? "n/a" }; })));
 """),
+    md("""
+## All three benchmarks
+
+The main job runs each of bAbI task 1, SQuAD v1.1 and ASQA with its own six arms (the tables above are
+those of ASQA, as before). Here each benchmark's table in the shape of the paper's figure (base, stage 1,
+US-Tuning, then the ablations; seed means with 95% cluster-bootstrap intervals), the answers that need no
+model beside them, the pattern stated with its intervals, and each benchmark's diagnostics.
+"""),
+    code("""
+import { benchmarkTableRows } from "know-the-unknown";
+for (const b of Object.values(summary.benchmarks)) {
+  display.markdown(`### ${b.title} (${b.test_rows} test rows)`);
+  display.table(aq.from(benchmarkTableRows(b).map(([setting, label, known, unknown, overall, seeds, collapsed, auroc]) => ({ setting, "authors' label": label, "known %": known, "unknown %": unknown, "overall %": overall, seeds, "collapsed seeds": collapsed, "AUROC P(Sufficient)": auroc }))));
+  display.markdown(`${b.statement}\\n\\n**Verdict.** ${b.pattern.verdict}`);
+  display.plotly(diagnosticsChart(summary, b));
+}
+"""),
 ]
 
 NOTEBOOKS["05-paper-figure"] = [
@@ -468,6 +525,18 @@ display.table(aq.from([
 ]));
 display.table(aq.from(summary.arms.map((a) => { const p = summary.authors_temp_py.find((r) => r.label === a.paper_label); return { setting: a.label, "authors known / unknown (temp.py)": p ? `${p.known} / ${p.unknown}` : "-", "ours known / unknown": `${formatSpread(a.known)} / ${formatSpread(a.unknown)}` }; })));
 display.markdown(`**Does our run show the paper's pattern?** ${summary.pattern.verdict}`);
+"""),
+    md("""
+## Ours on all three benchmarks
+
+The same layout for each benchmark the main job ran (bAbI task 1, SQuAD v1.1, ASQA): the authors have
+numbers for ASQA alone, so these are ours only, with each benchmark's pattern stated with its intervals.
+"""),
+    code("""
+for (const b of Object.values(summary.benchmarks)) {
+  display.plotly(oursBarChart(summary, b));
+  display.markdown(`**${b.title}.** ${b.statement} ${b.pattern.verdict}`);
+}
 """),
 ]
 
@@ -567,8 +636,13 @@ if (params.endpoint) {
 def keep_outputs(cells, path: Path):
     """The new sources in the saved notebook, its outputs and formatting untouched; returns its JSON and the changed cells."""
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if len(saved["cells"]) != len(cells):
-        sys.exit(f"{path}: {len(saved['cells'])} saved cells, {len(cells)} now; --keep-outputs needs the same cells (re-execute instead)")
+    if len(saved["cells"]) > len(cells):
+        sys.exit(f"{path}: {len(saved['cells'])} saved cells, {len(cells)} now; --keep-outputs needs the same cells, or new ones at the end (re-execute instead)")
+    # New cells at the end come in without outputs (not executed yet).
+    for new in cells[len(saved["cells"]):]:
+        cell = json.loads(nbformat.writes(new_notebook(cells=[new])))["cells"][0]
+        cell["source"] = new.source.splitlines(keepends=True)
+        saved["cells"].append(cell)
     changed = []
     for i, (new, old) in enumerate(zip(cells, saved["cells"])):
         if new.cell_type != old["cell_type"]:

@@ -92,7 +92,16 @@ test("02-stage1: trains with a live loss plot and reports the classifier before 
   assert.match(text, /No learned discrimination|separates known from unknown/);
   const plotly = nb.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.["application/vnd.plotly.v1+json"]);
   assert.ok(plotly.length >= 4, `${plotly.length} plotly outputs`);
+  allBenchmarks(text, ["base model", "stage 1 only"]);
 });
+
+/** The closing section of notebooks 02 to 05: one table per benchmark, its statement with intervals, the no-model answers. */
+function allBenchmarks(text: string, arms: string[]): void {
+  for (const title of ["ASQA", "bAbI task 1", "SQuAD v1.1"]) assert.match(text, new RegExp(`${title.replace(/\./g, "\\.")} \\(\\d+ test rows in \\d+ clusters, 1 seed\\(s\\), strict scoring`), title);
+  for (const arm of arms) assert.ok(text.includes(arm), arm);
+  assert.match(text, /first 5 passage words \(no model\)/);
+  assert.match(text, /base known \d+\.\d \[\d+\.\d, \d+\.\d\]/, "intervals");
+}
 
 test("03-stage2: instruction following and known/unknown accuracy after stage 2", () => {
   const { text } = execute("03-stage2-prompt-sensitive", { ...small, stage1Dir: join(root, "out", "stage1"), outDir: join(root, "out", "stage2"), instructionRows: 4 });
@@ -101,6 +110,7 @@ test("03-stage2: instruction following and known/unknown accuracy after stage 2"
   const rates = numbersAfter(text, /(\d+\.\d)%/g);
   assert.ok(rates.length >= 6 && rates.every((r) => r >= 0 && r <= 100));
   assert.match(text, /Collapse:|answers depend on the question/);
+  allBenchmarks(text, ["base model", "stage 1 only", "stage 1 then stage 2 (US-Tuning)"]);
 });
 
 test("04-evaluation: the table over every arm with intervals and the verdict", () => {
@@ -110,6 +120,7 @@ test("04-evaluation: the table over every arm with intervals and the verdict", (
   assert.match(text, /Verdict\./);
   assert.match(text, /Word-overlap reference/);
   assert.match(text, /\d+\.\d \[\d+\.\d, \d+\.\d\]/, "intervals");
+  allBenchmarks(text, ["base model", "stage 1 only", "QA only", "stage 2 only", "stage 1 then QA", "stage 1 then stage 2 (US-Tuning)"]);
 });
 
 test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a non-blank HTML rendering", async () => {
@@ -121,6 +132,10 @@ test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a n
   assert.ok(figures.some((f) => f.includes("authors (temp.py)") && f.includes("ours:")), "a figure with both sources, each labelled");
   assert.match(text, /Does our run show the paper's pattern\?/);
   assert.match(text, /Llama-2-7b-chat/);
+  allBenchmarks(text, []);
+  // Our bars on each benchmark after the comparison: the authors' figure, ours in its layout, ours, the comparison, then one per benchmark.
+  assert.equal(figures.length, 4 + 3);
+  assert.ok(figures.slice(4).every((f) => f.includes("ours:")));
   if (!haveChromium()) return;
   const html = spawnSync(PY, ["-m", "nbconvert", "--to", "html", path, "--output-dir", nbDir, "--output", "05"], { env, encoding: "utf8" });
   assert.equal(html.status, 0, html.stderr);
@@ -129,7 +144,7 @@ test("05-paper-figure: the authors' bars labelled as theirs beside ours, and a n
   for (const [i, p] of plots.entries()) assert.ok(p.inked > 0.01, `plot ${i} is blank: ${JSON.stringify(p)}`);
   // The authors' bars always draw in colour (ours may all be 0 when the tiny model collapses).
   assert.ok(plots[0]!.coloured > 0.005, `authors' figure: ${JSON.stringify(plots[0])}`);
-  assert.ok(plots.at(-1)!.coloured > 0.005, `authors' and ours side by side: ${JSON.stringify(plots.at(-1))}`);
+  assert.ok(plots[3]!.coloured > 0.005, `authors' and ours side by side: ${JSON.stringify(plots[3])}`);
 });
 
 test("06-full-size: skipped with a clear message where there is no GPU or LLaMA-Factory", () => {

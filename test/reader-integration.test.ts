@@ -181,7 +181,7 @@ test("ktu start on the reader's shape: the model line, the declared prompts and 
   const dir = readerFolder("start-reader");
   writeFileSync(join(dir, "acceptance.json"), JSON.stringify(acceptanceSample));
   const out = join(tmp, "start");
-  const args = ["start", "--model", join(dir, "reader.bin"), "--out", out, "--seeds", "1", "--jobs", "1", "--steps", "1", "--train-rows", "16", "--test-rows", "2", "--draws", "20", "--max-len", "160"];
+  const args = ["start", "--source", "asqa", "--model", join(dir, "reader.bin"), "--out", out, "--seeds", "1", "--jobs", "1", "--steps", "1", "--train-rows", "16", "--test-rows", "2", "--draws", "20", "--max-len", "160"];
   const r = runKtu(args, { timeoutMs: 600_000 });
   assert.equal(r.status, 0, r.stderr + r.stdout.slice(-2000));
   const lines = r.stdout.split("\n");

@@ -7,8 +7,9 @@ import { parseLoraTargets } from "../train/lora.ts";
 import { defineCommand, optionalChoice, optionalNumber, type Command, type OptionValues } from "../util/command.ts";
 import { UsageError } from "../util/errors.ts";
 import { writePipelineReport } from "./report.ts";
-import { pipelineDefaults, pipelinePrompts, runPipeline, type PipelineEvent, type PipelineOptions } from "./run.ts";
-import { formatSpread } from "./summary.ts";
+import { PIPELINE_ARMS, pipelineDefaults, pipelinePrompts, runPipeline, type PipelineArmId, type PipelineEvent, type PipelineOptions } from "./run.ts";
+import { PIPELINE_SOURCES, type PipelineSource } from "./sources.ts";
+import { formatCi, formatMeanCi } from "./summary.ts";
 
 const positiveInt = (values: OptionValues, name: string): number | undefined => {
   const n = optionalNumber(values, name, "start");
@@ -26,6 +27,15 @@ export function startOptions(values: OptionValues): PipelineOptions {
   if (str("asqa")) o.asqaFile = resolve(str("asqa")!);
   if (str("hotpot")) o.hotpotFiles = str("hotpot")!.split(",").map((f) => resolve(f));
   o.benchmark = optionalChoice(values, "benchmark", ["paper", "corrected"] as const, "start") ?? o.benchmark;
+  const source = optionalChoice(values, "source", [...PIPELINE_SOURCES, "all"] as const, "start");
+  if (source !== undefined) o.sources = source === "all" ? [...PIPELINE_SOURCES] : [source as PipelineSource];
+  if (str("arms")) {
+    const ids = PIPELINE_ARMS.map((a) => a.id) as string[];
+    const arms = str("arms")!.split(",").map((a) => a.trim());
+    const bad = arms.filter((a) => !ids.includes(a));
+    if (bad.length || arms.length === 0) throw new UsageError(`ktu start: --arms takes a list of ${ids.join(", ")}; got ${JSON.stringify(str("arms"))}`);
+    o.arms = arms as PipelineArmId[];
+  }
   if (str("seeds")) {
     const seeds = str("seeds")!.split(",").map(Number);
     if (seeds.some((s) => !Number.isInteger(s))) throw new UsageError(`ktu start: --seeds must be whole numbers separated by commas, got ${JSON.stringify(str("seeds"))}`);
@@ -36,6 +46,8 @@ export function startOptions(values: OptionValues): PipelineOptions {
     if (v !== undefined) (o[key] as unknown) = v;
   };
   set("splitSeed", "seed");
+  set("babiTask", "babi-task");
+  if (o.babiTask < 1 || o.babiTask > 20) throw new UsageError(`ktu start: --babi-task must be a task number from 1 to 20, got ${o.babiTask}`);
   set("maxLen", "max-len");
   set("maxNewTokens", "max-new-tokens");
   set("trainRows", "train-rows");
@@ -90,14 +102,21 @@ const start = defineCommand({
   --tokenizer PATH     tokenizer for a .bin model (default tok<vocab>.bin beside it)
   --asqa FILE          ASQA input (default data/asqa/asqa_dev_first400.jsonl)
   --hotpot F1,F2       HotpotQA inputs (default the shipped ones)
-  --benchmark paper|corrected   benchmark filter for stage 1 and the test side (default paper)
+  --source babi|squad|asqa|all  the benchmarks, each with its own six arms over the seeds (default all):
+                       bAbI (one task: test rows from the validation stories, stage sets from the train
+                       side), SQuAD v1.1 (validation articles; train articles), ASQA (test side of the
+                       split; stage 1 from its train side, QA and stage 2 from HotpotQA as in the paper)
+  --babi-task N        the bAbI task, 1-20 (default 1)
+  --arms LIST          only these arms, e.g. base,stage1,stage1_stage2 (default all six)
+  --benchmark paper|corrected   ASQA's benchmark filter for stage 1 and the test side (default paper)
   --seeds 1,2,3        training seeds (default 1,2,3; quick: 1)
   --seed N             seed of the train/test split (default 42)
   --max-len N          prompt + answer tokens; passages are cropped around the answer to fit (default the
                        model's prompt.json max_len, else 256; quick at most 192)
-  --max-new-tokens N   answer length at evaluation (default prompt.json's max_new_tokens, else 12)
+  --max-new-tokens N   answer length at evaluation (default prompt.json's max_new_tokens, else 12; bAbI at most 8)
   --train-rows N       at most N examples per training set, the first ones (default 256; quick 32)
-  --test-rows N        at most N test rows (default all; quick 16)
+  --test-rows N        at most N test rows per benchmark (default 100; quick 16); bAbI and SQuAD draw them
+                       (seeded) across stories and articles, ASQA takes the first ones
   --epochs X           epochs per training (default 1)
   --steps N            optimizer steps per training instead of epochs (quick: 2)
   --lr X               learning rate (default 2e-3)
@@ -113,6 +132,9 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     model: { type: "string" },
     tokenizer: { type: "string" },
     asqa: { type: "string" },
+    source: { type: "string" },
+    "babi-task": { type: "string" },
+    arms: { type: "string" },
     hotpot: { type: "string" },
     benchmark: { type: "string" },
     seeds: { type: "string" },
@@ -133,7 +155,7 @@ Re-running continues: finished steps are skipped, a killed training resumes from
   async run(values) {
     const options = startOptions(values);
     const print = (l: string) => process.stdout.write(l + "\n");
-    print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
+    print(`ktu start${options.quick ? " --quick" : ""}: model ${options.model}, benchmarks ${options.sources.join(",")}, seeds ${options.seeds.join(",")}, max length ${options.maxLen}`);
     // The engine line (what runs, what was skipped), as the README promises; results.json records it as "engine".
     print(describeBackend(await initBackend()));
     // The model line: what the model is (name, size, where it came from) and its prompts.
@@ -142,11 +164,19 @@ Re-running continues: finished steps are skipped, a killed training resumes from
     const result = await runPipeline(options, progressPrinter(print));
     const summary = await writePipelineReport(result);
     print("");
-    print(formatBuildSummary(result.build));
-    print("arm                               known %        unknown %      overall %     collapsed");
-    for (const a of summary.arms) print(`${a.label.padEnd(34)}${formatSpread(a.known).padEnd(15)}${formatSpread(a.unknown).padEnd(15)}${formatSpread(a.overall).padEnd(14)}${a.collapsed_seeds}/${a.seeds.length}`);
-    print("");
-    print(summary.pattern.verdict);
+    if (result.build) print(formatBuildSummary(result.build));
+    for (const bench of Object.values(summary.benchmarks)) {
+      print(`${bench.title}: ${bench.test_rows} test rows; seed means with 95% intervals (strict)`);
+      print("arm                               known %              unknown %            overall %            collapsed");
+      for (const a of bench.arms) {
+        if (a.seeds.length === 0) continue;
+        print(`${a.label.padEnd(34)}${formatMeanCi(a, "known").padEnd(21)}${formatMeanCi(a, "unknown").padEnd(21)}${formatMeanCi(a, "overall").padEnd(21)}${a.collapsed_seeds}/${a.seeds.length}`);
+      }
+      for (const b of bench.baselines) print(`${b.label.slice(0, 33).padEnd(34)}${formatCi(b.known).padEnd(21)}${formatCi(b.unknown).padEnd(21)}${formatCi(b.overall).padEnd(21)}`);
+      print(bench.statement);
+      print(bench.pattern.verdict);
+      print("");
+    }
     print(`\nReport: ${resolve(result.reportDir, "index.html")} (results.json beside it); ${summary.seconds.toFixed(0)} s`);
   },
 });

@@ -58,6 +58,11 @@ export interface PipelineDataOptions {
   /** Paths written by buildAllDatasets. */
   paths: Record<string, string>;
   hotpotFiles?: string[];
+  /**
+   * The QA samples of the QA ablation and stage 2 (their rows' source_id), as JSON Lines in HotpotQA's
+   * layout: a bAbI or SQuAD train side (sources.ts). Default: the HotpotQA files.
+   */
+  samplesFile?: string;
   /** "paper" (literal filter) or "corrected" benchmark for stage 1 and the test side. */
   benchmark: "paper" | "corrected";
   /** At most this many rows per training set and test rows (first rows, as max_samples does). */
@@ -131,11 +136,12 @@ export async function buildPipelineData(options: PipelineDataOptions): Promise<P
 
   // HotpotQA samples by id, for the QA ablation and stage 2 (their rows carry source_id).
   const samples = new Map<string, HotpotSample>();
-  for (const file of options.hotpotFiles ?? DEFAULT_HOTPOT_FILES) for (const s of await readHotpotAll(file)) samples.set(s.id, s);
+  if (options.samplesFile) for (const rec of readJsonlRecords(options.samplesFile)) samples.set(String(rec.id), rec as unknown as HotpotSample);
+  else for (const file of options.hotpotFiles ?? DEFAULT_HOTPOT_FILES) for (const s of await readHotpotAll(file)) samples.set(s.id, s);
   const sampleOf = (file: string, rec: Record<string, unknown>, i: number): HotpotSample => {
     const id = str(file, rec, "source_id", i);
     const s = samples.get(id);
-    if (!s) throw new InputError(file, `line ${i + 1}`, "source_id", `no HotpotQA sample ${id} in the HotpotQA files`);
+    if (!s) throw new InputError(file, `line ${i + 1}`, "source_id", `no sample ${id} in ${options.samplesFile ?? "the HotpotQA files"}`);
     return s;
   };
 

@@ -216,3 +216,45 @@ export function overlapReference(test: readonly TestItem[], draws = 1000, seed =
   const groups = test.flatMap((t) => [t.group, t.group]);
   return { value: auroc(labels, c).value ?? 0.5, ci: draws > 0 ? bootstrapMetrics(labels, c, { groups, draws, seed }).ci.auroc : null };
 }
+
+/** The first `n` words of a passage, after its "This is a passage about X:" header line: the non-reading answer. */
+export function firstPassageWords(context: string, n = 5): string {
+  const body = context.startsWith("This is a passage about ") ? context.slice(context.indexOf("\n") + 1) : context;
+  return body.replace(/^\.\.\.\s*/, "").split(/\s+/).filter(Boolean).slice(0, n).join(" ");
+}
+
+export interface NonReadingBaseline {
+  id: "first_words" | "overlap_first_words";
+  label: string;
+  known: MetricWithCi;
+  unknown: MetricWithCi;
+  overall: MetricWithCi;
+  lenient: { known: number; unknown: number; overall: number };
+}
+
+/**
+ * Scores without a model on the same test rows, for reading beside every arm's numbers: the first 5
+ * passage words as the answer to every question (it never refuses), and the same answer unless the
+ * question's content words are less than half in the passage, when it says "Not Provided" (a fixed
+ * threshold, not tuned on the test rows). The word-overlap AUROC is `overlapReference`.
+ */
+export function nonReadingBaselines(test: readonly TestItem[], options: { draws?: number; seed?: number } = {}): NonReadingBaseline[] {
+  const make = (id: NonReadingBaseline["id"], label: string, answer: (t: TestItem, overlap: number) => string): NonReadingBaseline => {
+    const items: ItemOutput[] = test.map((t) => ({
+      id: t.id,
+      group: t.group,
+      known_answer: answer(t, t.overlapKnown),
+      unknown_answer: answer(t, t.overlapUnknown),
+      known_p_sufficient: t.overlapKnown,
+      unknown_p_sufficient: t.overlapUnknown,
+      known_p_answer: t.overlapKnown,
+      unknown_p_answer: t.overlapUnknown,
+    }));
+    const s = scoreOutputs(items, test, options);
+    return { id, label, known: s.known, unknown: s.unknown, overall: s.overall, lenient: { known: s.lenient.known_acc, unknown: s.lenient.unknown_acc, overall: s.lenient.overall } };
+  };
+  return [
+    make("first_words", "first 5 passage words (no model)", (t) => firstPassageWords(t.context)),
+    make("overlap_first_words", "first 5 passage words, Not Provided when word overlap < 0.5 (no model)", (t, o) => (o < 0.5 ? "Not Provided" : firstPassageWords(t.context))),
+  ];
+}

@@ -25,7 +25,9 @@ import { dataPath } from "../util/paths.ts";
 import { readAcceptance, type ReaderAcceptance } from "./acceptance.ts";
 import { COMPACT_PROMPTS } from "./compact.ts";
 import { buildPipelineData, type PipelineData, type TrainSetName } from "./datasets.ts";
-import { evaluateArm, overlapReference, scoreOutputs, type ArmEvaluation } from "./evaluate.ts";
+import { evaluateArm, nonReadingBaselines, overlapReference, scoreOutputs, type ArmEvaluation, type MetricWithCi, type NonReadingBaseline } from "./evaluate.ts";
+import type { TestItem } from "./datasets.ts";
+import { buildSourceData, PIPELINE_SOURCES, sourceTitle, type PipelineSource, type SourceDataResult } from "./sources.ts";
 
 /** The six settings of the authors' temp.py figure (paper.md 4.2), in its order. */
 export const PIPELINE_ARMS = [
@@ -40,6 +42,10 @@ export type PipelineArmId = (typeof PIPELINE_ARMS)[number]["id"];
 
 export interface PipelineOptions {
   out: string;
+  /** The benchmarks, each with its own six arms over the seeds (default all three). */
+  sources: PipelineSource[];
+  /** The bAbI task (1-20) when bAbI is among the sources (default 1). */
+  babiTask: number;
   /** A llama2.c .bin or a Hugging Face folder; default data/models/reader if present, else stories260K. */
   model: string;
   tokenizer?: string;
@@ -53,6 +59,7 @@ export interface PipelineOptions {
   /** Passages are first cropped to about this many characters around the answer (the model's prompt.json context_chars); then to fit maxLen. */
   contextChars?: number;
   trainRows?: number;
+  /** At most this many test rows per benchmark (bAbI and SQuAD: a seeded draw spread over stories and articles; ASQA: the first ones). */
   testRows?: number;
   epochs: number;
   /** > 0: this many optimizer steps per training instead of epochs. */
@@ -67,9 +74,12 @@ export interface PipelineOptions {
   jobs: number;
   /** Set in a child process: train and evaluate `seeds` only (the parent did the data and the base model). */
   worker?: boolean;
-  /** Only these arms (a worker's share); default all. */
+  /** Only these arms (a worker's share, or `--arms`); default all. */
   arms?: PipelineArmId[];
 }
+
+/** Answer tokens on a benchmark: bAbI's answers are one or two words, so at most 8 there. */
+export const sourceMaxNewTokens = (source: PipelineSource, maxNewTokens: number): number => (source === "babi" ? Math.min(maxNewTokens, 8) : maxNewTokens);
 
 /**
  * The default model: the reader (`models/reader/reader.bin`, or a Hugging Face folder there) when it
@@ -87,11 +97,16 @@ export function defaultModelPath(modelsDir = dataPath("models")): string {
  * format (prompt.json beside it) sets the length, the answer length and the passage crop; otherwise
  * 256 tokens (quick: 192) and 12 answer tokens.
  */
+/** Test rows per benchmark in the default run (ASQA's test side has 99 under the paper filter). */
+export const DEFAULT_TEST_ROWS = 100;
+
 export function pipelineDefaults(quick = false, model = defaultModelPath()): PipelineOptions {
   const declared = readPromptFormat(model);
   const maxLen = declared?.max_len ?? 256;
   return {
     out: "out",
+    sources: [...PIPELINE_SOURCES],
+    babiTask: 1,
     model,
     asqaFile: DEFAULT_ASQA_FILE,
     hotpotFiles: DEFAULT_HOTPOT_FILES,
@@ -102,7 +117,7 @@ export function pipelineDefaults(quick = false, model = defaultModelPath()): Pip
     maxNewTokens: declared?.max_new_tokens ?? 12,
     ...(declared ? { contextChars: declared.context_chars } : {}),
     trainRows: quick ? 32 : 256,
-    testRows: quick ? 16 : undefined,
+    testRows: quick ? 16 : DEFAULT_TEST_ROWS,
     epochs: 1,
     maxSteps: quick ? 2 : 0,
     learningRate: 2e-3,
@@ -141,6 +156,24 @@ export interface TrainedRun {
   examples: number;
 }
 
+/** One benchmark's run: its data, the non-reading baselines, every training and every evaluation. */
+export interface BenchmarkRun {
+  source: PipelineSource;
+  /** How the report names it ("bAbI task 1"). */
+  title: string;
+  data: { counts: unknown; sets: Record<TrainSetName, { examples: number; cropped: number; keptShare: number; preview: { prompt: string; target: string }[] }>; test: { n: number; cropped: number; keptShare: number } };
+  /** The test items (passage as shown, questions, gold answers), for re-scoring. */
+  test: TestItem[];
+  overlapReference: MetricWithCi;
+  baselines: NonReadingBaseline[];
+  maxNewTokens: number;
+  trained: TrainedRun[];
+  evaluations: { seed: number | null; arm: PipelineArmId; dir: string; evaluation: ArmEvaluation }[];
+  /** ASQA: every dataset of the paper (buildAllDatasets); bAbI and SQuAD: their files (sources.ts). */
+  build: BuildAllResult | null;
+  sourceData: SourceDataResult | null;
+}
+
 export interface PipelineResult {
   options: PipelineOptions;
   model: { path: string; params: number; config: LlamaModelData["config"]; description: ModelDescription };
@@ -148,11 +181,16 @@ export interface PipelineResult {
   acceptance: { file: string; acceptance: ReaderAcceptance } | null;
   /** The prompts used: the model's declared format (prompt.json) or the built-in compact ones. */
   prompt: { format: string; file: string | null; contextChars: number | null; stop: string[] };
-  data: { counts: unknown; sets: Record<TrainSetName, { examples: number; cropped: number; keptShare: number; preview: { prompt: string; target: string }[] }>; test: { n: number; cropped: number; keptShare: number } };
-  overlapReference: { value: number; ci: [number, number] | null };
+  /** Every benchmark run, in the order of options.sources. */
+  benchmarks: BenchmarkRun[];
+  /** The fields below are those of the primary benchmark (ASQA when it ran, else the first), as before there were several. */
+  primary: PipelineSource;
+  data: BenchmarkRun["data"];
+  overlapReference: MetricWithCi;
   trained: TrainedRun[];
-  evaluations: { seed: number | null; arm: PipelineArmId; dir: string; evaluation: ArmEvaluation }[];
-  build: BuildAllResult;
+  evaluations: BenchmarkRun["evaluations"];
+  /** ASQA's datasets when ASQA ran, else null. */
+  build: BuildAllResult | null;
   /** Wall time of this invocation. */
   seconds: number;
   /** All steps' own times, including those finished by earlier invocations and by parallel workers. */
@@ -178,15 +216,19 @@ function workerEnv(jobs: number): NodeJS.ProcessEnv {
   return env;
 }
 
-async function runSeedWorkers(options: PipelineOptions): Promise<void> {
+async function runSeedWorkers(options: PipelineOptions, withBase: boolean): Promise<void> {
   const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
-  const chains: PipelineArmId[][] = [["stage1", "stage1_qa", "stage1_stage2"], ["qa"], ["stage2"]];
-  const queue = chains.flatMap((arms) => options.seeds.map((seed) => ({ seed, arms })));
-  const runOne = (task: { seed: number; arms: PipelineArmId[] }) =>
+  const wanted = (arm: PipelineArmId) => !options.arms || options.arms.includes(arm);
+  const chains: PipelineArmId[][] = ([["stage1", "stage1_qa", "stage1_stage2"], ["qa"], ["stage2"]] as PipelineArmId[][]).map((c) => c.filter(wanted)).filter((c) => c.length > 0);
+  // The longest chains first, over every benchmark; each benchmark's base model evaluation is a task too.
+  type Task = { source: PipelineSource; seed: number; arms: PipelineArmId[] };
+  const queue: Task[] = chains.flatMap((arms) => options.sources.flatMap((source) => options.seeds.map((seed) => ({ source, seed, arms }))));
+  if (withBase) queue.push(...options.sources.map((source) => ({ source, seed: options.seeds[0]!, arms: ["base"] as PipelineArmId[] })));
+  const runOne = (task: Task) =>
     new Promise<void>((done, fail) => {
-      const child = fork(worker, [JSON.stringify({ ...options, seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: "inherit", env: workerEnv(options.jobs) });
+      const child = fork(worker, [JSON.stringify({ ...options, sources: [task.source], seeds: [task.seed], arms: task.arms, worker: true, jobs: 1 })], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: "inherit", env: workerEnv(options.jobs) });
       child.on("error", fail);
-      child.on("exit", (code, signal) => (code === 0 ? done() : fail(new Error(`the worker for seed ${task.seed} (${task.arms.join(", ")}) stopped (${signal ?? `exit code ${code}`}); run again to continue`))));
+      child.on("exit", (code, signal) => (code === 0 ? done() : fail(new Error(`the worker for ${task.source} seed ${task.seed} (${task.arms.join(", ")}) stopped (${signal ?? `exit code ${code}`}); run again to continue`))));
     });
   const lanes = Array.from({ length: Math.min(options.jobs, queue.length) }, async () => {
     for (let task = queue.shift(); task !== undefined; task = queue.shift()) await runOne(task);
@@ -242,6 +284,9 @@ async function step<T>(dir: string, key: string, name: string, emit: (e: Pipelin
   return value;
 }
 
+/** A step's name, prefixed with its benchmark ("babi seed 1 stage1: train on stage1"). */
+const stepName = (_options: PipelineOptions, source: PipelineSource, name: string): string => `${source} ${name}`;
+
 export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEvent) => void = () => {}): Promise<PipelineResult> {
   const t0 = performance.now();
   const out = resolve(options.out);
@@ -252,21 +297,16 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   if (options.worker) {
     // A seed worker loads the data and prompts its parent has just made: saying "already done" again
     // would read, on a fresh run, as a rerun.
-    const parentSteps = new Set(["data", "compact prompts"]);
     const forward = emit;
     emit = (e) => {
-      if (e.kind === "step" && e.state === "skipped" && parentSteps.has(e.step)) return;
+      if (e.kind === "step" && e.state === "skipped" && /(^| )(data|compact prompts)$/.test(e.step)) return;
       forward(e);
     };
   }
   const engineInfo = await initBackend();
   // Read (and checked) first: a bad acceptance.json fails the run now, not after the training.
   const acceptance = options.worker ? undefined : readAcceptance(options.model);
-
-  const dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
-  const built = await step(join(out, "data", ".ktu-step"), dataKey, "data", emit, async () => {
-    return buildAllDatasets({ outDir: join(out, "data"), asqaFile: options.asqaFile, hotpotFiles: options.hotpotFiles, seed: options.splitSeed });
-  });
+  const sources = options.sources.length ? options.sources : [...PIPELINE_SOURCES];
 
   const opened: OpenedModel = openModel(options.model, options.tokenizer);
   const base = opened.model;
@@ -274,114 +314,165 @@ export async function runPipeline(options: PipelineOptions, emit: (e: PipelineEv
   const maxLen = Math.min(options.maxLen, base.config.seqLen);
   // The model's own prompt format when it declares one (prompt.json beside it), else the compact prompts.
   const { prompts, stop, format, file } = pipelinePrompts(options.model);
-  const modelKey = { model: resolve(options.model), size: readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows, prompts, contextChars: options.contextChars, stop };
-  // Tokenising and cropping takes seconds; the result is kept so that seed workers and reruns load it.
-  const stored = await step(join(out, "data", "compact"), keyOf({ ...modelKey, maxNewTokens: options.maxNewTokens }), "compact prompts", emit, async () =>
-    storeData(
-      await buildPipelineData({
-        tokenizer,
-        maxLen,
-        maxNewTokens: options.maxNewTokens,
-        prompts,
-        contextChars: options.contextChars,
-        paths: built.paths,
-        hotpotFiles: options.hotpotFiles,
-        benchmark: options.benchmark,
-        trainRows: options.trainRows,
-        testRows: options.testRows,
-      }),
-    ),
-  );
-  const data = loadData(stored);
+  const modelSize = readFileSync(options.model.endsWith(".bin") ? options.model : join(options.model, "config.json")).length;
+  const wanted = (arm: PipelineArmId) => !options.arms || options.arms.includes(arm);
 
-  const trained: TrainedRun[] = [];
-  const evaluations: PipelineResult["evaluations"] = [];
-  const evalKeyBase = { ...modelKey, maxNewTokens: options.maxNewTokens, draws: options.draws, v: 1 };
-
-  const evaluate = async (model: LlamaModelData, dir: string, name: string, seed: number | null, arm: PipelineArmId, trainKey: string): Promise<void> => {
-    const stored = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
-      evaluateArm(model, tokenizer, data.test, { maxNewTokens: options.maxNewTokens, prompts, stop, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
+  /** Data, prompts and the baselines of one benchmark (the parent's work before any training). */
+  const prepare = async (source: PipelineSource) => {
+    let build: BuildAllResult | null = null;
+    let sourceData: SourceDataResult | null = null;
+    let dataKey: string;
+    let paths: Record<string, string>;
+    let compactDir: string;
+    if (source === "asqa") {
+      dataKey = keyOf({ asqa: options.asqaFile, hotpot: options.hotpotFiles, seed: options.splitSeed });
+      build = await step(join(out, "data", ".ktu-step"), dataKey, stepName(options, source, "data"), emit, async () =>
+        buildAllDatasets({ outDir: join(out, "data"), asqaFile: options.asqaFile, hotpotFiles: options.hotpotFiles, seed: options.splitSeed }),
+      );
+      paths = build.paths;
+      compactDir = join(out, "data", "compact");
+    } else {
+      dataKey = keyOf({ source, seed: options.splitSeed, babiTask: source === "babi" ? options.babiTask : undefined, testRows: options.testRows, qaSamples: options.trainRows, v: 2 });
+      const dir = join(out, "data", source);
+      sourceData = await step(join(dir, ".ktu-step"), dataKey, stepName(options, source, "data"), emit, () =>
+        buildSourceData(source, { outDir: dir, seed: options.splitSeed, babiTask: options.babiTask, testRows: options.testRows, qaSamples: options.trainRows }),
+      );
+      paths = sourceData.paths;
+      compactDir = join(dir, "compact");
+    }
+    const maxNewTokens = sourceMaxNewTokens(source, options.maxNewTokens);
+    const modelKey = { model: resolve(options.model), size: modelSize, maxLen, dataKey, benchmark: options.benchmark, trainRows: options.trainRows, testRows: options.testRows, prompts, contextChars: options.contextChars, stop };
+    // Tokenising and cropping takes seconds; the result is kept so that seed workers and reruns load it.
+    const stored = await step(compactDir, keyOf({ ...modelKey, maxNewTokens }), stepName(options, source, "compact prompts"), emit, async () =>
+      storeData(
+        await buildPipelineData({
+          tokenizer,
+          maxLen,
+          maxNewTokens,
+          prompts,
+          contextChars: options.contextChars,
+          paths,
+          hotpotFiles: options.hotpotFiles,
+          ...(paths.samples ? { samplesFile: paths.samples } : {}),
+          benchmark: options.benchmark,
+          trainRows: options.trainRows,
+          testRows: options.testRows,
+        }),
+      ),
     );
-    // The answers are kept; the numbers are recomputed from them, so a change of scoring needs no new generation.
-    const evaluation = { ...scoreOutputs(stored.items, data.test, { draws: options.draws, seed: seed ?? 0 }), seconds: stored.seconds };
-    evaluations.push({ seed, arm, dir, evaluation });
+    return { source, build, sourceData, modelKey, maxNewTokens, data: loadData(stored) };
   };
 
-  if (!options.worker) await evaluate(base, join(runsDir, "base"), "base", null, "base", "base");
-  // Seeds in parallel child processes; the loop below then finds their steps done and only loads them.
-  if (!options.worker && options.jobs > 1) await runSeedWorkers(options);
+  const prepared = [];
+  for (const source of sources) prepared.push(await prepare(source));
+  // Seeds (and each benchmark's base evaluation) in parallel child processes; the loops below then find their steps done and only load them.
+  if (!options.worker && options.jobs > 1) await runSeedWorkers({ ...options, sources }, wanted("base"));
 
-  for (const seed of options.seeds) {
-    const seedDir = join(runsDir, `seed-${seed}`);
-    const merged = new Map<string, { model: LlamaModelData; key: string }>();
-    const trainOne = async (arm: PipelineArmId, set: TrainSetName, from: { model: LlamaModelData; key: string }, dir: string): Promise<{ model: LlamaModelData; key: string }> => {
-      const examples = data.sets[set].examples;
-      const sft = {
-        learningRate: options.learningRate,
-        numTrainEpochs: options.epochs,
-        maxSteps: options.maxSteps,
-        batchSize: options.batchSize,
-        lrSchedulerType: "cosine" as const,
-        warmupRatio: 0.05,
-        seed,
-        loggingSteps: 1,
-        lora: { rank: options.loraRank, alpha: 2 * options.loraRank, dropout: 0, targets: options.loraTargets },
-      };
-      const key = keyOf({ ...modelKey, from: from.key, set, sft, examples: examples.length });
-      const name = `seed ${seed} ${arm}`;
-      const run = await step(
-        dir,
-        key,
-        `${name}: train on ${set}`,
-        emit,
-        async () => {
-          const t = performance.now();
-          const trainer = new SftTrainer({ model: from.model, train: examples, config: { ...sft, saveSteps: Math.max(5, Math.ceil(examples.length / options.batchSize / 3)) }, outputDir: dir, baseModelName: options.model, padId: tokenizer.eosId, resumeFrom: true });
-          if (trainer.step > 0) emit({ kind: "step", step: `${name}: train on ${set}`, state: "started", detail: `resumed at step ${trainer.step}/${trainer.totalSteps}` });
-          await trainer.train((result) => emit({ kind: "train", step: `${name}: ${set}`, result }));
-          const last = trainer.history.at(-1);
-          trainer.dispose();
-          for (const f of readdirSync(dir)) if (f.startsWith("checkpoint-")) rmSync(join(dir, f), { recursive: true, force: true });
-          const finalLoss = last?.loss ?? NaN;
-          return { seed, arm, set, dir, steps: trainer.totalSteps, finalLoss, seconds: (performance.now() - t) / 1000, examples: examples.length } satisfies TrainedRun;
-        },
-        true,
+  const benchmarks: BenchmarkRun[] = [];
+  for (const { source, build, sourceData, modelKey, maxNewTokens, data } of prepared) {
+    const trained: TrainedRun[] = [];
+    const evaluations: BenchmarkRun["evaluations"] = [];
+    const evalKeyBase = { ...modelKey, maxNewTokens, draws: options.draws, v: 1 };
+    const sourceRuns = join(runsDir, source);
+    const evaluate = async (model: LlamaModelData, dir: string, name: string, seed: number | null, arm: PipelineArmId, trainKey: string): Promise<void> => {
+      const stored = await step(join(dir, "eval"), keyOf({ ...evalKeyBase, trainKey }), `${name}: evaluate`, emit, () =>
+        evaluateArm(model, tokenizer, data.test, { maxNewTokens, prompts, stop, draws: options.draws, seed: seed ?? 0, onProgress: (done, total) => emit({ kind: "eval", step: name, done, total }) }),
       );
-      trained.push(run);
-      const adapter = LoraAdapter.load(dir, from.model.config);
-      const model = mergeLora(from.model, adapter);
-      adapter.dispose();
-      return { model, key };
+      // The answers are kept; the numbers are recomputed from them, so a change of scoring needs no new generation.
+      const evaluation = { ...scoreOutputs(stored.items, data.test, { draws: options.draws, seed: seed ?? 0 }), seconds: stored.seconds };
+      evaluations.push({ seed, arm, dir, evaluation });
     };
 
-    for (const arm of PIPELINE_ARMS) {
-      if (arm.id === "base" || (options.arms && !options.arms.includes(arm.id))) continue;
-      let current = { model: base, key: "base" };
-      const path: string[] = [];
-      for (const set of arm.train) {
-        path.push(set);
-        const cacheKey = path.join("+");
-        const known = merged.get(cacheKey);
-        // stage 1 is trained once per seed and shared by the arms that start from it (merged, as the paper's stage 2 starts from the stage-1 merge).
-        current = known ?? (await trainOne(arm.id, set, current, join(seedDir, path.join("-then-"))));
-        merged.set(cacheKey, current);
+    if (wanted("base") && (!options.worker || options.arms?.includes("base"))) await evaluate(base, join(sourceRuns, "base"), stepName(options, source, "base"), null, "base", "base");
+
+    for (const seed of options.seeds) {
+      const seedDir = join(sourceRuns, `seed-${seed}`);
+      const merged = new Map<string, { model: LlamaModelData; key: string }>();
+      const trainOne = async (arm: PipelineArmId, set: TrainSetName, from: { model: LlamaModelData; key: string }, dir: string): Promise<{ model: LlamaModelData; key: string }> => {
+        const examples = data.sets[set].examples;
+        const sft = {
+          learningRate: options.learningRate,
+          numTrainEpochs: options.epochs,
+          maxSteps: options.maxSteps,
+          batchSize: options.batchSize,
+          lrSchedulerType: "cosine" as const,
+          warmupRatio: 0.05,
+          seed,
+          loggingSteps: 1,
+          lora: { rank: options.loraRank, alpha: 2 * options.loraRank, dropout: 0, targets: options.loraTargets },
+        };
+        const key = keyOf({ ...modelKey, from: from.key, set, sft, examples: examples.length });
+        const name = stepName(options, source, `seed ${seed} ${arm}`);
+        const run = await step(
+          dir,
+          key,
+          `${name}: train on ${set}`,
+          emit,
+          async () => {
+            const t = performance.now();
+            const trainer = new SftTrainer({ model: from.model, train: examples, config: { ...sft, saveSteps: Math.max(5, Math.ceil(examples.length / options.batchSize / 3)) }, outputDir: dir, baseModelName: options.model, padId: tokenizer.eosId, resumeFrom: true });
+            if (trainer.step > 0) emit({ kind: "step", step: `${name}: train on ${set}`, state: "started", detail: `resumed at step ${trainer.step}/${trainer.totalSteps}` });
+            await trainer.train((result) => emit({ kind: "train", step: `${name}: ${set}`, result }));
+            const last = trainer.history.at(-1);
+            trainer.dispose();
+            for (const f of readdirSync(dir)) if (f.startsWith("checkpoint-")) rmSync(join(dir, f), { recursive: true, force: true });
+            const finalLoss = last?.loss ?? NaN;
+            return { seed, arm, set, dir, steps: trainer.totalSteps, finalLoss, seconds: (performance.now() - t) / 1000, examples: examples.length } satisfies TrainedRun;
+          },
+          true,
+        );
+        trained.push(run);
+        const adapter = LoraAdapter.load(dir, from.model.config);
+        const model = mergeLora(from.model, adapter);
+        adapter.dispose();
+        return { model, key };
+      };
+
+      for (const arm of PIPELINE_ARMS) {
+        if (arm.id === "base" || !wanted(arm.id)) continue;
+        let current = { model: base, key: "base" };
+        const path: string[] = [];
+        for (const set of arm.train) {
+          path.push(set);
+          const cacheKey = path.join("+");
+          const known = merged.get(cacheKey);
+          // stage 1 is trained once per seed and shared by the arms that start from it (merged, as the paper's stage 2 starts from the stage-1 merge).
+          current = known ?? (await trainOne(arm.id, set, current, join(seedDir, path.join("-then-"))));
+          merged.set(cacheKey, current);
+        }
+        await evaluate(current.model, join(seedDir, arm.train.join("-then-")), stepName(options, source, `seed ${seed} ${arm.id}`), seed, arm.id, current.key);
       }
-      await evaluate(current.model, join(seedDir, arm.train.join("-then-")), `seed ${seed} ${arm.id}`, seed, arm.id, current.key);
     }
+    const sets = Object.fromEntries(Object.entries(data.sets).map(([k, s]) => [k, { examples: s.examples.length, cropped: s.cropped, keptShare: s.keptShare, preview: s.preview }])) as BenchmarkRun["data"]["sets"];
+    benchmarks.push({
+      source,
+      title: sourceTitle(source, options.babiTask),
+      data: { counts: build ? build.counts : sourceData!.counts, sets, test: { n: data.test.length, cropped: data.testCropped, keptShare: data.testKeptShare } },
+      test: data.test,
+      // A worker's result is thrown away: no bootstrap there.
+      overlapReference: options.worker ? { value: NaN, ci: null } : overlapReference(data.test, options.draws),
+      baselines: options.worker ? [] : nonReadingBaselines(data.test, { draws: options.draws }),
+      maxNewTokens,
+      trained,
+      evaluations,
+      build,
+      sourceData,
+    });
   }
 
-  const counts = built.counts;
-  const sets = Object.fromEntries(Object.entries(data.sets).map(([k, s]) => [k, { examples: s.examples.length, cropped: s.cropped, keptShare: s.keptShare, preview: s.preview }])) as PipelineResult["data"]["sets"];
+  const primary = benchmarks.find((b) => b.source === "asqa") ?? benchmarks[0]!;
   return {
     options,
     model: { path: options.model, params: countParams(base.config), config: base.config, description: describeModel(options.model, base.config) },
     acceptance: acceptance ?? null,
     prompt: { format, file, contextChars: options.contextChars ?? null, stop },
-    data: { counts, sets, test: { n: data.test.length, cropped: data.testCropped, keptShare: data.testKeptShare } },
-    overlapReference: overlapReference(data.test, options.draws),
-    trained,
-    evaluations,
-    build: built,
+    benchmarks,
+    primary: primary.source,
+    data: primary.data,
+    overlapReference: primary.overlapReference,
+    trained: primary.trained,
+    evaluations: primary.evaluations,
+    build: benchmarks.find((b) => b.source === "asqa")?.build ?? null,
     seconds: (performance.now() - t0) / 1000,
     stepSeconds,
     reportDir,

@@ -4,8 +4,11 @@
  * object; the HTML report and the notebooks draw from it.
  */
 import { TEMP_PY_NUMBERS, AUTHORS_TEMP_PY } from "../eval/results.ts";
-import type { CollapseDiagnostics, Interval, MetricWithCi } from "./evaluate.ts";
-import { PIPELINE_ARMS, type PipelineArmId, type PipelineResult } from "./run.ts";
+import { harmonicMean, scoreRow, summarizeRows, type RowScore } from "../eval/scoring.ts";
+import type { TestItem } from "./datasets.ts";
+import { clusterBootstrap, type CollapseDiagnostics, type Interval, type MetricWithCi, type NonReadingBaseline } from "./evaluate.ts";
+import { PIPELINE_ARMS, type BenchmarkRun, type PipelineArmId, type PipelineResult } from "./run.ts";
+import type { PipelineSource } from "./sources.ts";
 
 export interface SeedResult {
   seed: number | null;
@@ -39,6 +42,31 @@ export interface ArmSummary {
   overall: Spread;
   collapsed_seeds: number;
   no_discrimination_seeds: number;
+  /**
+   * 95% interval of the seed means (known, unknown, overall): a cluster bootstrap over the test rows,
+   * each draw scoring every seed's answers on the same resampled rows and averaging over seeds.
+   */
+  mean_ci: { known: Interval | null; unknown: Interval | null; overall: Interval | null };
+}
+
+/** One benchmark's part of results.json: its table in the shape of the paper's figure, the baselines beside it, and the pattern. */
+export interface BenchmarkSummary {
+  source: PipelineSource;
+  title: string;
+  /** Test rows and their clusters (stories, paragraphs, ambiguous questions). */
+  test_rows: number;
+  test_clusters: number;
+  max_new_tokens: number;
+  data: BenchmarkRun["data"];
+  /** AUROC of the question's word overlap with the passage, known vs unknown (no model). */
+  overlap_reference_auroc: MetricWithCi;
+  /** The non-reading answers' known / unknown / overall on the same rows. */
+  baselines: NonReadingBaseline[];
+  arms: ArmSummary[];
+  pattern: PatternCheck;
+  /** One sentence with the numbers behind the pattern: base, stage 1 and US-Tuning with their intervals. */
+  statement: string;
+  trained: PipelineResult["trained"];
 }
 
 export interface PatternCheck {
@@ -67,6 +95,10 @@ export interface PipelineSummary {
   engine: PipelineResult["engine"];
   seconds: number;
   step_seconds: number;
+  /** Every benchmark that ran, by source; the top-level data, overlap_reference_auroc, arms, pattern and trained are those of `primary_benchmark`. */
+  benchmarks: Partial<Record<PipelineSource, BenchmarkSummary>>;
+  /** ASQA when it ran, else the first benchmark. */
+  primary_benchmark: PipelineSource;
   overlap_reference_auroc: MetricWithCi;
   arms: ArmSummary[];
   pattern: PatternCheck;
@@ -83,22 +115,35 @@ function spread(values: readonly number[]): Spread {
 
 export const modelName = (path: string): string => path.split("/").filter(Boolean).at(-1)!.replace(/\.bin$/, "");
 
-export function summarizePipeline(result: PipelineResult): PipelineSummary {
-  const source = `ours: ${modelName(result.model.path)}`;
-  const arms: ArmSummary[] = PIPELINE_ARMS.map((arm) => {
-    const seeds: SeedResult[] = result.evaluations
-      .filter((e) => e.arm === arm.id)
-      .map(({ seed, evaluation: e }) => ({
-        seed,
-        known: e.known,
-        unknown: e.unknown,
-        overall: e.overall,
-        lenient: { known: e.lenient.known_acc, unknown: e.lenient.unknown_acc, overall: e.lenient.overall },
-        known_refused: e.n ? (100 * e.strict.known_refused) / e.n : 0,
-        diagnostics: e.diagnostics,
-        ece_p_sufficient: e.calibration.p_sufficient.ece_equal_width_15,
-        n: e.n,
-      }));
+/** The cluster-bootstrap interval of a seed-mean accuracy (see ArmSummary.mean_ci). */
+export function seedMeanIntervals(evaluations: readonly { evaluation: { items: readonly { id: string; known_answer: string; unknown_answer: string }[] } }[], test: readonly TestItem[], draws = 1000, seed = 0): ArmSummary["mean_ci"] {
+  if (evaluations.length === 0 || draws <= 0) return { known: null, unknown: null, overall: null };
+  const gold = new Map(test.map((t) => [t.id, t.gold]));
+  const perSeed = evaluations.map((e) => new Map(e.evaluation.items.map((o) => [o.id, scoreRow(o.id, gold.get(o.id) ?? [], o.known_answer, o.unknown_answer, "strict")])));
+  const rows = test.filter((t) => perSeed.every((m) => m.has(t.id)));
+  const mean = (sample: readonly TestItem[], f: (known: number, unknown: number) => number) =>
+    perSeed.reduce((acc, m) => {
+      const a = summarizeRows(sample.map((t) => m.get(t.id) as RowScore));
+      return acc + f(a.known_acc, a.unknown_acc);
+    }, 0) / perSeed.length;
+  const ci = (f: (known: number, unknown: number) => number) => clusterBootstrap(rows, (t) => t.group, (sample) => mean(sample, f), draws, seed);
+  return { known: ci((k) => k), unknown: ci((_, u) => u), overall: ci(harmonicMean) };
+}
+
+function summarizeArms(bench: BenchmarkRun, source: string, draws: number): ArmSummary[] {
+  return PIPELINE_ARMS.map((arm) => {
+    const evals = bench.evaluations.filter((e) => e.arm === arm.id);
+    const seeds: SeedResult[] = evals.map(({ seed, evaluation: e }) => ({
+      seed,
+      known: e.known,
+      unknown: e.unknown,
+      overall: e.overall,
+      lenient: { known: e.lenient.known_acc, unknown: e.lenient.unknown_acc, overall: e.lenient.overall },
+      known_refused: e.n ? (100 * e.strict.known_refused) / e.n : 0,
+      diagnostics: e.diagnostics,
+      ece_p_sufficient: e.calibration.p_sufficient.ece_equal_width_15,
+      n: e.n,
+    }));
     return {
       id: arm.id,
       label: arm.label,
@@ -110,8 +155,53 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
       overall: spread(seeds.map((s) => s.overall.value)),
       collapsed_seeds: seeds.filter((s) => s.diagnostics.collapsed).length,
       no_discrimination_seeds: seeds.filter((s) => s.diagnostics.no_discrimination).length,
+      mean_ci: seedMeanIntervals(evals, bench.test, draws),
     };
   });
+}
+
+/** A seed mean with its interval, as the tables print it: "52.0 [44.0, 60.0]". */
+export const formatMeanCi = (a: Pick<ArmSummary, "known" | "unknown" | "overall" | "mean_ci">, key: "known" | "unknown" | "overall", digits = 1): string => formatCi({ value: a[key].mean, ci: a.mean_ci[key] }, digits);
+
+/** The numbers behind a benchmark's pattern in one sentence (base, stage 1, US-Tuning, the first-words answer). */
+export function patternStatement(title: string, bench: Pick<BenchmarkSummary, "test_rows" | "test_clusters" | "arms" | "baselines">): string {
+  const get = (id: PipelineArmId) => bench.arms.find((a) => a.id === id);
+  const seeds = get("stage1")?.seeds.length ?? 0;
+  const part = (id: PipelineArmId, name: string) => {
+    const a = get(id);
+    return a && a.seeds.length ? `${name} known ${formatMeanCi(a, "known")}, unknown ${formatMeanCi(a, "unknown")}` : null;
+  };
+  const fw = bench.baselines.find((b) => b.id === "first_words");
+  const parts = [part("base", "base"), part("stage1", "stage 1"), part("stage1_stage2", "US-Tuning (stage 1 then 2)")].filter(Boolean);
+  return `${title} (${bench.test_rows} test rows in ${bench.test_clusters} clusters, ${seeds} seed(s), strict scoring, seed means with 95% cluster-bootstrap intervals): ${parts.join("; ")}${fw ? `; the first 5 passage words (no model) score known ${formatCi(fw.known)}` : ""}.`;
+}
+
+export function summarizeBenchmark(bench: BenchmarkRun, source: string, draws: number): BenchmarkSummary {
+  const arms = summarizeArms(bench, source, draws);
+  const test_rows = bench.test.length;
+  const test_clusters = new Set(bench.test.map((t) => t.group)).size;
+  const pattern = patternCheck(arms);
+  const statement = patternStatement(bench.title, { test_rows, test_clusters, arms, baselines: bench.baselines });
+  return {
+    source: bench.source,
+    title: bench.title,
+    test_rows,
+    test_clusters,
+    max_new_tokens: bench.maxNewTokens,
+    data: bench.data,
+    overlap_reference_auroc: bench.overlapReference,
+    baselines: bench.baselines,
+    arms,
+    pattern: { ...pattern, verdict: `${bench.title}: ${pattern.verdict}` },
+    statement,
+    trained: bench.trained,
+  };
+}
+
+export function summarizePipeline(result: PipelineResult): PipelineSummary {
+  const source = `ours: ${modelName(result.model.path)}`;
+  const benchmarks = Object.fromEntries(result.benchmarks.map((b) => [b.source, summarizeBenchmark(b, source, result.options.draws)])) as PipelineSummary["benchmarks"];
+  const primary = benchmarks[result.primary]!;
   return {
     generated: new Date().toISOString(),
     source,
@@ -123,9 +213,11 @@ export function summarizePipeline(result: PipelineResult): PipelineSummary {
     engine: result.engine,
     seconds: result.seconds,
     step_seconds: result.stepSeconds,
+    benchmarks,
+    primary_benchmark: result.primary,
     overlap_reference_auroc: result.overlapReference,
-    arms,
-    pattern: patternCheck(arms),
+    arms: primary.arms,
+    pattern: primary.pattern,
     authors_temp_py: TEMP_PY_NUMBERS.map((r) => ({ label: r.label.replace(/\s*\n\s*/g, " "), setting: r.setting, known: r.known, unknown: r.unknown, overall: r.overall, source: AUTHORS_TEMP_PY, model: "Llama-2-7b-chat (authors' code, temp.py)" })),
     trained: result.trained,
   };
