@@ -23,6 +23,9 @@ try {
     if (orphaned()) process.exit(1);
     print(e);
   });
+  // Done: leave now. The IPC channel and the native decoder's pooled caches would otherwise keep the
+  // event loop, and the parent waiting on this process's exit, alive.
+  process.exit(0);
 } catch (error) {
   process.stderr.write(`ktu start (seed ${options.seeds?.join(",")}): ${(error as Error).message}\n`);
   process.exit(1);
