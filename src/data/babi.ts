@@ -6,12 +6,11 @@
  * The official test files are withheld, so the validation side is our own split of each train file, by
  * story (`isBabiValidationStory`): the reader, the stage sets and every benchmark agree on it.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import { gunzipSync } from "node:zlib";
 import { InputError } from "../util/errors.ts";
 import { dataPath } from "../util/paths.ts";
-import { decodeUtf8 } from "./text-input.ts";
+import { readTextMaybeGzipSync } from "./text-input.ts";
 
 export interface BabiQuestion {
   /** Task number, 1-20 (from the file name; 0 when the name does not say). */
@@ -75,16 +74,7 @@ export function parseBabi(text: string, file: string): BabiQuestion[] {
 
 /** Reads a bAbI file, plain or gzipped. */
 export function readBabi(file: string): BabiQuestion[] {
-  if (!existsSync(file)) throw new InputError(file, undefined, undefined, "no such file");
-  let bytes: Uint8Array = readFileSync(file);
-  if (file.endsWith(".gz")) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (error) {
-      throw new InputError(file, undefined, undefined, `not a gzip file (${(error as Error).message})`);
-    }
-  }
-  return parseBabi(decodeUtf8(bytes, file), file);
+  return parseBabi(readTextMaybeGzipSync(file), file);
 }
 
 /** The shipped train file of a task: the 10k set where present, else the 1k set (task 3). */

@@ -7,12 +7,10 @@
  * Our own validation side is a set of whole articles (`squadValidationTitles`), so that no paragraph,
  * topic or answer of a validation article is ever trained on.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { gunzipSync } from "node:zlib";
 import { InputError } from "../util/errors.ts";
 import { dataPath } from "../util/paths.ts";
 import { Rng } from "../util/rng.ts";
-import { decodeUtf8 } from "./text-input.ts";
+import { readTextMaybeGzipSync } from "./text-input.ts";
 
 export interface SquadAnswer {
   text: string;
@@ -82,16 +80,7 @@ export function parseSquad(text: string, file: string): SquadArticle[] {
 
 /** Reads a SQuAD v1.1 file, plain or gzipped. */
 export function readSquad(file: string = SQUAD_FILE): SquadArticle[] {
-  if (!existsSync(file)) throw new InputError(file, undefined, undefined, "no such file");
-  let bytes: Uint8Array = readFileSync(file);
-  if (file.endsWith(".gz")) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (error) {
-      throw new InputError(file, undefined, undefined, `not a gzip file (${(error as Error).message})`);
-    }
-  }
-  return parseSquad(decodeUtf8(bytes, file), file);
+  return parseSquad(readTextMaybeGzipSync(file), file);
 }
 
 /** The shipped articles split into train and validation sides by article. */

@@ -1,4 +1,5 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { readFile, stat } from "node:fs/promises";
 import { InputError } from "../util/errors.ts";
 
@@ -64,6 +65,20 @@ export async function readTextStrict(file: string): Promise<string> {
   const text = decodeUtf8(bytes, file);
   if (text.trim() === "") throw new InputError(file, undefined, undefined, "file is empty");
   return text;
+}
+
+/** Reads a whole file as strict UTF-8, gunzipped first when its name ends in .gz (the shipped bAbI and SQuAD files). */
+export function readTextMaybeGzipSync(file: string): string {
+  if (!existsSync(file)) throw new InputError(file, undefined, undefined, "no such file");
+  let bytes: Uint8Array = readFileSync(file);
+  if (file.endsWith(".gz")) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (error) {
+      throw new InputError(file, undefined, undefined, `not a gzip file (${(error as Error).message})`);
+    }
+  }
+  return decodeUtf8(bytes, file);
 }
 
 /** Byte chunks of a file, streamed (bounded memory). */
