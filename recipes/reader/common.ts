@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { babiContext, readBabiSplit, type BabiQuestion } from "../../src/data/babi.ts";
 import { loadReaderData, type ReaderData, type SpanQa } from "../../src/data/reader-data.ts";
+import { babiBenchmarkSides } from "../../src/data/sources.ts";
 import { readSquadSplit, type SquadArticle } from "../../src/data/squad.ts";
 import { BpeTokenizer, saveBpe, trainBpe } from "../../src/model/bpe.ts";
 import { Decoder } from "../../src/model/decode.ts";
@@ -25,6 +26,8 @@ export interface ReadingData {
   squadValidation: (SpanQa & { answers: string[]; id: string })[];
   /** Train-article paragraphs (LM corpus, cloze passages). */
   squadParagraphs: string[];
+  /** Whether a (passage, question) pair is one of bAbI task 1's validation benchmark rows (known or unknown). */
+  isBabiHeldOut: (context: string, question: string) => boolean;
 }
 
 export function loadReadingData(): ReadingData {
@@ -38,7 +41,9 @@ export function loadReadingData(): ReadingData {
   const { train, validation } = readSquadSplit();
   const spans = (articles: SquadArticle[]) =>
     articles.flatMap((a) => a.paragraphs.flatMap((p, i) => p.qas.map((q) => ({ question: q.question, context: p.context, answer: q.answers[0]!.text, answers: q.answers.map((x) => x.text), id: q.id, source: "squad" as const, group: `${a.title}#${i}` }))));
-  return { babiTrain, babiValidation, squadTrain: spans(train), squadValidation: spans(validation), squadParagraphs: train.flatMap((a) => a.paragraphs.map((p) => p.context)) };
+  const heldOut = new Set(babiBenchmarkSides({ task: 1 }).validation.rows.flatMap((r) => [`${r.context}\u0000${r.pos_query}`, `${r.context}\u0000${r.neg_query}`]));
+  const isBabiHeldOut = (context: string, question: string): boolean => heldOut.has(`${context}\u0000${question}`);
+  return { babiTrain, babiValidation, squadTrain: spans(train), squadValidation: spans(validation), squadParagraphs: train.flatMap((a) => a.paragraphs.map((p) => p.context)), isBabiHeldOut };
 }
 
 /** A bAbI question as the reader sees it: the statements before it as the passage. */

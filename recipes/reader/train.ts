@@ -15,6 +15,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { goldAnswers, isKnownCorrect } from "../../src/eval/scoring.ts";
+import { squadExactMatch } from "../../src/eval/squad-metric.ts";
 import { describeBackend, initBackend } from "../../src/model/backend.ts";
 import { saveLlama2c } from "../../src/model/llama2c.ts";
 import type { LlamaConfig } from "../../src/model/types.ts";
@@ -94,7 +95,7 @@ function exampleOf(task: ReaderTask, level: ReaderLevel, rng: Rng, babiTask: num
     case "mbabi1":
     case "bind":
     case "bind2": {
-      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!, task !== "mbabi1", task === "bind2" ? 2 : Infinity);
+      const c = babiAllPersonsTask(rng, ctx.reading.babiTrain.get(1)!, task !== "mbabi1", task === "bind2" ? 2 : Infinity, ctx.reading.isBabiHeldOut);
       return c && multiTurnExample(tok, qaPrompt, c.context, c.qa, maxLen);
     }
     case "babi1":
@@ -156,9 +157,6 @@ const gateSet = (level: ReaderLevel): LmExample[] => {
   return gateSets.get(level.name)!;
 };
 
-/** SQuAD v1.1's answer normalisation (lower case, no punctuation, no articles, one space). */
-const normalizeSquad = (s: string): string => s.toLowerCase().replace(/[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, "").replace(/\b(a|an|the)\b/g, " ").split(/\s+/).filter(Boolean).join(" ");
-
 /** Greedy answers to the validation QA pairs (cropped as the evaluation crops) and to natural cloze questions. */
 function validate(trainer: FullTrainer): Record<string, number> {
   const model = trainer.toModelData();
@@ -173,7 +171,7 @@ function validate(trainer: FullTrainer): Record<string, number> {
   for (const [name, items] of [["babi1", babi1], ["babi2", babi2], ["squad", squad]] as const) {
     const answers = greedyAnswers(model, tok, items.map((q) => qaPrompt(q.question, q.context)));
     res[`${name}_strict`] = items.filter((q, i) => isKnownCorrect(answers[i]!, goldAnswers(q.answers, "strict"), "strict")).length / items.length;
-    res[`${name}_em`] = items.filter((q, i) => q.answers.some((a) => normalizeSquad(a) === normalizeSquad(answers[i]!))).length / items.length;
+    res[`${name}_em`] = items.filter((q, i) => q.answers.some((a) => squadExactMatch(answers[i]!, a))).length / items.length;
     console.log(`  ${name}: ${items.slice(0, 3).map((q, i) => `${JSON.stringify(q.answer)} -> ${JSON.stringify(answers[i])}`).join("; ")}`);
   }
   for (const [name, items] of [["qa", qa], ["cloze", cloze]] as const) {

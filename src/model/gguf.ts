@@ -21,7 +21,7 @@
  */
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { Llama2cTokenizer } from "./llama2c-tokenizer.ts";
-import { f32ToF16 } from "./safetensors.ts";
+import { f16ToF32, f32ToF16 } from "./safetensors.ts";
 import type { LlamaConfig, LlamaModelData } from "./types.ts";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
@@ -372,15 +372,6 @@ export function readGguf(path: string): GgufFile {
     return { name: t.name, ne: t.ne, type: t.type, data };
   });
   return { version, metadata, tensors };
-}
-
-function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
 /** The model as llama.cpp reads a GGUF of it: weights rounded through F16 where the file stores F16. */

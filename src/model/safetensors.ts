@@ -77,7 +77,7 @@ export function parseSafetensors(buffer: Uint8Array, path: string): SafetensorsF
 
 export const readSafetensors = (path: string): SafetensorsFile => parseSafetensors(readFileSync(path), path);
 
-function f16ToF32(h: number): number {
+export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const fraction = h & 0x3ff;
